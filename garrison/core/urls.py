@@ -1,0 +1,13 @@
+"""Routes for the health endpoint."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from garrison.core import views
+
+app_name = "core"
+
+urlpatterns = [
+    path("healthz", views.healthz, name="healthz"),
+]

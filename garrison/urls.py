@@ -1,0 +1,29 @@
+"""Garrison's URL map."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+api_patterns = [
+    path("", include("garrison.accounts.api.urls")),
+    path("", include("garrison.audit.api.urls")),
+    path("", include("threatmodel.api.urls")),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+]
+
+urlpatterns = [
+    path("", include("garrison.core.urls")),
+    path("", include("threatmodel.urls")),
+    path("", include("garrison.accounts.urls")),
+    path("audit/", include("garrison.audit.urls")),
+    path("api/", include((api_patterns, "api"))),
+    path("admin/", admin.site.urls),
+]
+
+handler400 = "garrison.core.views.bad_request"
+handler403 = "garrison.core.views.permission_denied"
+handler404 = "garrison.core.views.page_not_found"
+handler500 = "garrison.core.views.server_error"

@@ -1,0 +1,12 @@
+"""Incidents, remediation and reports."""
+
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class IncidentsConfig(AppConfig):
+    """The incidents app."""
+
+    name = "incidents"
+    default_auto_field = "django.db.models.BigAutoField"
