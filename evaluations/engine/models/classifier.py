@@ -1,0 +1,215 @@
+"""The ``Classifier`` interface every attack, defense and detector talks to, and its two implementations."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from evaluations.engine.common import EngineInputError, ShapeMismatchError, resolve_device
+
+__all__ = ["Classifier", "SklearnClassifier", "TorchClassifier"]
+
+Framework = Literal["torch", "sklearn"]
+
+_LOG_PROB_FLOOR = 1e-12
+
+
+class Classifier(abc.ABC):
+    """A trained classifier plus the facts attacks need: input shape, bounds, classes, device, hash.
+
+    ``logits(x)`` takes a batch ``(N, *input_shape)`` and returns ``(N, num_classes)`` scores whose
+    argmax is the prediction. ``bounds`` is the valid input range ``(lo, hi)``; attacks clip to it.
+    """
+
+    def __init__(
+        self,
+        *,
+        input_shape: tuple[int, ...],
+        bounds: tuple[float, float],
+        num_classes: int,
+        device: torch.device | str = "cpu",
+        sha256: str | None = None,
+    ) -> None:
+        input_shape = tuple(int(d) for d in input_shape)
+        if not input_shape or any(d <= 0 for d in input_shape):
+            raise EngineInputError(
+                f"input_shape must be a non-empty tuple of positive sizes without the batch dimension, "
+                f"e.g. (1, 8, 8); got {input_shape}."
+            )
+        lo, hi = (float(b) for b in bounds)
+        if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+            raise EngineInputError(f"bounds must be finite with lo < hi, e.g. (0.0, 1.0); got {bounds}.")
+        if int(num_classes) < 2:
+            raise EngineInputError(f"num_classes must be at least 2; got {num_classes}.")
+        self._input_shape = input_shape
+        self._bounds = (lo, hi)
+        self._num_classes = int(num_classes)
+        self._device = resolve_device(device)
+        self._sha256 = sha256
+
+    framework: Framework
+    differentiable: bool
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one input, without the batch dimension."""
+        return self._input_shape
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """Valid input range ``(lo, hi)``."""
+        return self._bounds
+
+    @property
+    def num_classes(self) -> int:
+        """Number of output classes."""
+        return self._num_classes
+
+    @property
+    def device(self) -> torch.device:
+        """Device the model runs on."""
+        return self._device
+
+    @property
+    def sha256(self) -> str | None:
+        """SHA-256 of the model file this classifier was loaded from, if any."""
+        return self._sha256
+
+    def check_input(self, x: Tensor) -> None:
+        """Raise :class:`ShapeMismatchError` unless ``x`` is a batch ``(N, *input_shape)``."""
+        if tuple(x.shape[1:]) != self._input_shape or x.dim() != len(self._input_shape) + 1:
+            raise ShapeMismatchError(
+                f"The model expects inputs of shape (N, {', '.join(map(str, self._input_shape))}) "
+                f"but got {tuple(x.shape)}; reshape the data or declare the right input_shape."
+            )
+
+    @abc.abstractmethod
+    def logits(self, x: Tensor) -> Tensor:
+        """Scores ``(N, num_classes)`` for a batch ``x`` of shape ``(N, *input_shape)``."""
+
+    def features(self, x: Tensor) -> Tensor | None:
+        """Penultimate-layer activations ``(N, D)``, or None when the model does not expose them."""
+        return None
+
+    def predict(self, x: Tensor, *, batch_size: int = 256) -> Tensor:
+        """Predicted labels ``(N,)`` (int64, on CPU), computed in batches without gradients."""
+        if batch_size < 1:
+            raise EngineInputError(f"batch_size must be at least 1; got {batch_size}.")
+        self.check_input(x)
+        out = [
+            self.logits(x[start : start + batch_size]).argmax(dim=1).cpu() for start in range(0, x.shape[0], batch_size)
+        ]
+        return torch.cat(out) if out else torch.empty(0, dtype=torch.int64)
+
+
+class TorchClassifier(Classifier):
+    """A ``torch.nn.Module`` in eval mode; gradients w.r.t. float inputs are available.
+
+    Args:
+        module: maps ``(N, *input_shape)`` to ``(N, num_classes)``; may define ``features(x)``.
+        input_dtype: ``torch.float32`` for images/tabular data, ``torch.int64`` for token ids
+            (then the model is not differentiable w.r.t. its input).
+    """
+
+    framework: Framework = "torch"
+
+    def __init__(
+        self,
+        module: nn.Module,
+        *,
+        input_shape: tuple[int, ...],
+        bounds: tuple[float, float],
+        num_classes: int,
+        device: torch.device | str = "cpu",
+        sha256: str | None = None,
+        input_dtype: torch.dtype = torch.float32,
+    ) -> None:
+        super().__init__(input_shape=input_shape, bounds=bounds, num_classes=num_classes, device=device, sha256=sha256)
+        self.module = module.to(self.device).eval()
+        self.input_dtype = input_dtype
+        self.differentiable = input_dtype.is_floating_point
+
+    def logits(self, x: Tensor) -> Tensor:
+        """Scores ``(N, num_classes)``; keeps the autograd graph when ``x`` requires grad."""
+        self.check_input(x)
+        return self.module(x)
+
+    def features(self, x: Tensor) -> Tensor | None:
+        """Penultimate activations via the module's ``features`` method, or None if it has none."""
+        features = getattr(self.module, "features", None)
+        if not callable(features):
+            return None
+        self.check_input(x)
+        return features(x)
+
+    def predict(self, x: Tensor, *, batch_size: int = 256) -> Tensor:
+        """Predicted labels ``(N,)`` (int64, on CPU) in inference mode."""
+        with torch.inference_mode():
+            return super().predict(x.to(self.device), batch_size=batch_size)
+
+    @contextmanager
+    def frozen_parameters(self) -> Iterator[None]:
+        """Turn off parameter gradients for input-gradient work, restoring each flag afterwards."""
+        params = list(self.module.parameters())
+        flags = [p.requires_grad for p in params]
+        for p in params:
+            p.requires_grad_(False)
+        try:
+            yield
+        finally:
+            for p, flag in zip(params, flags, strict=True):
+                p.requires_grad_(flag)
+
+
+class SklearnClassifier(Classifier):
+    """A fitted scikit-learn classifier; "logits" are log ``predict_proba``. Black-box only.
+
+    Inputs ``(N, *input_shape)`` are flattened to ``(N, prod(input_shape))`` before ``predict_proba``.
+    """
+
+    framework: Framework = "sklearn"
+    differentiable = False
+
+    def __init__(
+        self,
+        estimator: Any,
+        *,
+        input_shape: tuple[int, ...],
+        bounds: tuple[float, float],
+        num_classes: int,
+        sha256: str | None = None,
+    ) -> None:
+        super().__init__(input_shape=input_shape, bounds=bounds, num_classes=num_classes, device="cpu", sha256=sha256)
+        if not callable(getattr(estimator, "predict_proba", None)):
+            raise EngineInputError(
+                f"{type(estimator).__name__} has no predict_proba; wrap a probabilistic classifier "
+                "(e.g. LogisticRegression, RandomForestClassifier, or SVC(probability=True))."
+            )
+        classes = np.asarray(getattr(estimator, "classes_", []))
+        if (
+            classes.size == 0
+            or not np.issubdtype(classes.dtype, np.integer)
+            or classes.min() < 0
+            or classes.max() >= self.num_classes
+        ):
+            raise EngineInputError(
+                f"The estimator must be fitted on integer labels in [0, {self.num_classes}); "
+                f"its classes_ are {classes.tolist()}. Encode labels as 0..num_classes-1 before fitting."
+            )
+        self.estimator = estimator
+        self._columns = torch.as_tensor(classes, dtype=torch.int64)
+
+    def logits(self, x: Tensor) -> Tensor:
+        """Log-probabilities ``(N, num_classes)``; classes the estimator never saw get log(1e-12)."""
+        self.check_input(x)
+        flat = x.detach().cpu().reshape(x.shape[0], -1).numpy()
+        proba = torch.as_tensor(self.estimator.predict_proba(flat), dtype=torch.float32)
+        full = torch.zeros(x.shape[0], self.num_classes, dtype=torch.float32)
+        full[:, self._columns] = proba
+        return full.clamp_min_(_LOG_PROB_FLOOR).log_()
