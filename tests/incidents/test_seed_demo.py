@@ -1,0 +1,53 @@
+"""``manage.py seed_demo`` gives a newcomer a team, an admin and a system, idempotently."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+from garrison.accounts.models import Membership, Team
+from garrison.audit.models import AuditEvent
+from threatmodel.models import System
+
+pytestmark = pytest.mark.django_db
+
+
+def seed() -> str:
+    out = StringIO()
+    call_command("seed_demo", stdout=out)
+    return out.getvalue()
+
+
+def test_seed_demo_creates_team_admin_and_system_and_prints_the_password(monkeypatch, settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    monkeypatch.delenv("GARRISON_ADMIN_PASSWORD", raising=False)
+    output = seed()
+    admin = get_user_model().objects.get(username="admin")
+    password = output.split("password:")[1].split()[0]
+    assert admin.check_password(password) and admin.is_superuser
+    assert (tmp_path / "initial-admin-password").read_text().split() == ["admin", password]
+    team = Team.objects.get(slug="demo")
+    assert Membership.objects.get(team=team, user=admin).role == "admin"
+    assert System.objects.filter(team=team, slug="sms-spam-filter").exists()
+    assert AuditEvent.objects.filter(verb="system.create", team=team).count() == 1
+
+
+def test_seed_demo_takes_the_password_from_the_environment(monkeypatch, settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    monkeypatch.setenv("GARRISON_ADMIN_PASSWORD", "chosen-by-the-operator")
+    seed()
+    assert get_user_model().objects.get(username="admin").check_password("chosen-by-the-operator")
+
+
+def test_seed_demo_twice_changes_nothing(settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    seed()
+    counts = (get_user_model().objects.count(), Team.objects.count(), System.objects.count(),
+              AuditEvent.objects.count())
+    output = seed()
+    assert "already exists" in output and "password:" not in output
+    assert counts == (get_user_model().objects.count(), Team.objects.count(), System.objects.count(),
+                      AuditEvent.objects.count())
