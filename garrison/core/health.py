@@ -61,7 +61,7 @@ def _broker() -> tuple[bool, str]:
         return True, f"filesystem ({queue_dir})"
     from garrison.celery import app
 
-    with app.connection_for_write() as conn:
+    with app.connection_for_write(url) as conn:
         conn.ensure_connection(max_retries=1, timeout=2)
     return True, redacted_broker_url(url)
 

@@ -45,9 +45,17 @@ def test_seed_demo_takes_the_password_from_the_environment(monkeypatch, settings
 def test_seed_demo_twice_changes_nothing(settings, tmp_path):
     settings.VAR_DIR = tmp_path
     seed()
-    counts = (get_user_model().objects.count(), Team.objects.count(), System.objects.count(),
-              AuditEvent.objects.count())
+    counts = (
+        get_user_model().objects.count(),
+        Team.objects.count(),
+        System.objects.count(),
+        AuditEvent.objects.count(),
+    )
     output = seed()
     assert "already exists" in output and "password:" not in output
-    assert counts == (get_user_model().objects.count(), Team.objects.count(), System.objects.count(),
-                      AuditEvent.objects.count())
+    assert counts == (
+        get_user_model().objects.count(),
+        Team.objects.count(),
+        System.objects.count(),
+        AuditEvent.objects.count(),
+    )

@@ -21,7 +21,9 @@ def assert_error_shape(body: dict, status: int) -> dict:
 
 
 def test_malformed_json_is_a_400_in_the_error_shape(api, teammate, team):
-    response = api(teammate).post("/api/systems/", data='{"team": "fraud-ml", "name": ', content_type="application/json")
+    response = api(teammate).post(
+        "/api/systems/", data='{"team": "fraud-ml", "name": ', content_type="application/json"
+    )
     error = assert_error_shape(response.json(), 400)
     assert error["code"] == "parse_error"
     assert "JSON" in error["message"]
@@ -38,7 +40,9 @@ def test_unknown_fields_are_rejected_and_named(api, teammate, team):
 
 
 def test_field_errors_say_what_is_wrong(api, teammate, team):
-    response = api(teammate).post("/api/systems/", {"team": "fraud-ml", "name": "X", "criticality_tier": 9}, format="json")
+    response = api(teammate).post(
+        "/api/systems/", {"team": "fraud-ml", "name": "X", "criticality_tier": 9}, format="json"
+    )
     error = assert_error_shape(response.json(), 400)
     assert "criticality_tier" in error["fields"]
     assert error["message"].startswith("Invalid input")

@@ -41,8 +41,10 @@ def broker(request, tmp_path) -> tuple[str, Path]:
         return "filesystem://", tmp_path / "broker"
     url = os.environ.get("CELERY_BROKER_URL", "")
     if not url or url.startswith("filesystem://"):
-        pytest.skip("CELERY_BROKER_URL is not set to a broker server; set it (e.g. redis://127.0.0.1:6379/0) "
-                    "to run the worker against Redis or RabbitMQ")
+        pytest.skip(
+            "CELERY_BROKER_URL is not set to a broker server; set it (e.g. redis://127.0.0.1:6379/0) "
+            "to run the worker against Redis or RabbitMQ"
+        )
     return url, tmp_path / "broker"
 
 
@@ -58,9 +60,29 @@ def test_a_real_worker_process_runs_a_task_and_writes_to_the_database(broker):
         "CELERY_BROKER_DIR": str(broker_dir),
     }
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "garrison", "worker", "--queues", queue, "--hostname", hostname,
-         "--pool", "solo", "--without-mingle", "--without-gossip", "--loglevel", "INFO"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "garrison",
+            "worker",
+            "--queues",
+            queue,
+            "--hostname",
+            hostname,
+            "--pool",
+            "solo",
+            "--without-mingle",
+            "--without-gossip",
+            "--loglevel",
+            "INFO",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         producer = Celery(broker=broker_url)
