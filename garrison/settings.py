@@ -246,6 +246,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "TeamRoleEnum": "garrison.accounts.roles.Role",
+        "TokenRoleEnum": "garrison.accounts.roles.TokenRole",
+    },
 }
 
 # --- Celery ---------------------------------------------------------------------------------

@@ -23,6 +23,19 @@ DEMO_SYSTEMS: list[dict[str, Any]] = [
         "deployment_endpoint": "https://ml.example.internal/spam-filter/v1/predict",
         "tags": ["nlp", "customer-facing", "spam"],
     },
+    {
+        "name": "Digits classifier",
+        "slug": "digits-classifier",
+        "description": (
+            "Reads handwritten digits from scanned forms (8x8 grey-scale crops) for the back-office "
+            "digitisation pipeline. A small CNN trained on the scikit-learn digits data."
+        ),
+        "lifecycle_stage": "staging",
+        "criticality_tier": 3,
+        "data_classification": "internal",
+        "deployment_endpoint": "",
+        "tags": ["vision", "internal"],
+    },
 ]
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
@@ -54,3 +56,14 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
     def authenticate_header(self, request: Request) -> str:
         """Ask for a Bearer token on 401 responses."""
         return 'Bearer realm="garrison"'
+
+
+class ApiTokenScheme(OpenApiAuthenticationExtension):
+    """Describe team API tokens in the OpenAPI schema (Swagger UI's Authorize button)."""
+
+    target_class = "garrison.accounts.authentication.ApiTokenAuthentication"
+    name = "teamToken"
+
+    def get_security_definition(self, auto_schema: object) -> dict:
+        """A Bearer token created on the team page or through the tokens API."""
+        return build_bearer_security_scheme_object(header_name="Authorization", token_prefix="Bearer")

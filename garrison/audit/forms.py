@@ -9,7 +9,7 @@ class AuditFilterForm(forms.Form):
     """Filters for a team's audit log."""
 
     actor = forms.CharField(required=False, label="Actor contains")
-    verb = forms.ChoiceField(required=False, choices=[("", "Any action")])
+    verb = forms.ChoiceField(required=False, choices=[("", "Any action")], label="Action")
     object_type = forms.ChoiceField(required=False, choices=[("", "Any object")], label="Object type")
     object_id = forms.CharField(required=False, label="Object id")
     since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
