@@ -66,4 +66,4 @@ class ApiTokenScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema: object) -> dict:
         """A Bearer token created on the team page or through the tokens API."""
-        return build_bearer_security_scheme_object(header_name="Authorization", token_prefix="Bearer")
+        return build_bearer_security_scheme_object(header_name="Authorization", token_prefix="Bearer")  # noqa: S106 - the scheme name

@@ -21,6 +21,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from garrison.core.exceptions import StateConflict
 from garrison.core.middleware import current_request_id
 
 
@@ -63,7 +64,9 @@ def _flatten(detail: Any) -> Any:
 
 
 def _translate(exc: Exception) -> Exception:
-    """Map Django's exceptions onto DRF's so one code path renders them."""
+    """Map Django's and the services' exceptions onto DRF's so one code path renders them."""
+    if isinstance(exc, StateConflict):
+        return Conflict(str(exc))
     if isinstance(exc, Http404):
         return exceptions.NotFound("Not found: the object does not exist or you have no access to it.")
     if isinstance(exc, DjangoPermissionDenied):
