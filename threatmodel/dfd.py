@@ -89,9 +89,9 @@ def render_svg(dot_source: str) -> str:
     svg = result.stdout
     start = svg.find("<svg")
     svg = svg[start:] if start >= 0 else svg
-    # Comments carry node ids only; drop them and fix the size so the page can scale it.
+    # Comments carry node ids only; drop them. The natural size is kept; CSS only shrinks it to fit.
     svg = re.sub(r"<!--.*?-->", "", svg, flags=re.S)
-    return re.sub(r'<svg width="[^"]*" height="[^"]*"', '<svg class="dfd" role="img"', svg, count=1)
+    return svg.replace("<svg ", '<svg class="dfd" role="img" aria-label="Data-flow diagram" ', 1)
 
 
 def diagram_svg(*, boundaries: list[TrustBoundary], components: list[Component], flows: list[DataFlow]) -> str:

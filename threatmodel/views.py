@@ -70,7 +70,12 @@ def system_detail(request: HttpRequest, team: str, slug: str) -> HttpResponse:
     return render(
         request,
         "threatmodel/system_detail.html",
-        {"system": system, "can_edit": Capability.EDIT in caps, "history": history},
+        {
+            "system": system,
+            "can_edit": Capability.EDIT in caps,
+            "history": history,
+            "threat_models": selectors.threat_model_list(user=request.user, system=system),
+        },
     )
 
 

@@ -22,7 +22,7 @@ from threatmodel.models import (
     ThreatStatus,
     TrustBoundary,
 )
-from threatmodel.risk import Residual, residual_risk
+from threatmodel.risk import Residual, residual_risk, risk_level
 
 
 def threat_model_list(*, user: Any, system: System) -> QuerySet[ThreatModel]:
@@ -113,13 +113,26 @@ class VersionContent:
         """Register rows of threats that are not marked not-applicable."""
         return [r for r in self.register if r.threat.status != ThreatStatus.NOT_APPLICABLE]
 
-    def heat_map(self, *, residual: bool = False) -> list[list[int]]:
-        """5x5 counts: rows are impact 5..1, columns likelihood 1..5."""
+    def heat_map(self, *, residual: bool = False) -> list[dict[str, Any]]:
+        """5x5 cells: rows are impact 5..1, columns likelihood 1..5, each with its count and risk band."""
         counts = Counter(
             (r.residual.likelihood, r.residual.impact) if residual else (r.threat.likelihood, r.threat.impact)
             for r in self.live_rows
         )
-        return [[counts[(likelihood, impact)] for likelihood in range(1, 6)] for impact in range(5, 0, -1)]
+        return [
+            {
+                "impact": impact,
+                "cells": [
+                    {
+                        "likelihood": likelihood,
+                        "count": counts[(likelihood, impact)],
+                        "level": risk_level(likelihood * impact),
+                    }
+                    for likelihood in range(1, 6)
+                ],
+            }
+            for impact in range(5, 0, -1)
+        ]
 
     @property
     def coverage(self) -> tuple[int, int]:

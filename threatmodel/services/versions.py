@@ -201,6 +201,8 @@ def version_approve(*, actor: Any, version: ThreatModelVersion, note: str = "") 
     """Approve a version in review (approvers; never its author or submitter); the previous one is superseded."""
     version = _locked(version)
     require_capability(user=actor, team_id=_team_id(version), capability=Capability.APPROVE)
+    if VersionStatus.APPROVED not in TRANSITIONS[version.status]:
+        _move(version, VersionStatus.APPROVED)  # raises the conflict with its explanation
     actor_id = getattr(actor, "pk", None)
     if actor_id is None or actor_id in (version.author_id, version.submitted_by_id):
         raise PermissionDenied("You wrote or submitted this version, so you cannot approve it; ask another approver.")
