@@ -139,8 +139,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     # Several processes (web, worker, beat) share one file: wait for locks instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
-    # Tests may start a real worker process, which must see the same test database.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-garrison.sqlite3")}
+    # Tests may start a real worker process, which must see the same test database: a file,
+    # one per test process so that concurrent test runs never share it.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-garrison-{os.getpid()}.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache (rate limits, lock-outs) -----------------------------------------------
@@ -277,3 +278,12 @@ LOGGING = {
 
 # --- Garrison ----------------------------------------------------------------------------------
 GARRISON_API_TOKEN_PREFIX = "grs_"  # noqa: S105 - a visible prefix, not a secret
+
+# Evaluations: uploads, workers and run supervision.
+GARRISON_MAX_UPLOAD_BYTES = env_int("GARRISON_MAX_UPLOAD_BYTES", 512 * 1024 * 1024)
+GARRISON_TORCH_THREADS = env_int("GARRISON_TORCH_THREADS", 0)  # 0: torch's default (all cores)
+GARRISON_GPU_QUEUE = os.environ.get("GARRISON_GPU_QUEUE", "")  # e.g. "gpu"; runs with device "cuda" go there
+GARRISON_RUN_HEARTBEAT_SECONDS = env_int("GARRISON_RUN_HEARTBEAT_SECONDS", 10)
+GARRISON_RUN_STALE_SECONDS = env_int("GARRISON_RUN_STALE_SECONDS", 120)
+GARRISON_RUN_MAX_ATTEMPTS = env_int("GARRISON_RUN_MAX_ATTEMPTS", 2)
+GARRISON_PROGRESS_INTERVAL_SECONDS = float(os.environ.get("GARRISON_PROGRESS_INTERVAL_SECONDS", "1.0"))

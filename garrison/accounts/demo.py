@@ -12,7 +12,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
 
 from garrison.accounts.models import Team
-from garrison.accounts.services import team_create
+from garrison.accounts.roles import Role
+from garrison.accounts.services import membership_add, team_create
 
 DEMO_TEAM_SLUG = "demo"
 ADMIN_PASSWORD_ENV = "GARRISON_ADMIN_PASSWORD"  # noqa: S105 - the variable name
@@ -23,6 +24,7 @@ class DemoAccounts:
     """What the accounts seeding produced."""
 
     admin: AbstractUser
+    approver: AbstractUser
     team: Team
     password: str | None  # set only when the admin was created now
 
@@ -32,7 +34,7 @@ def _remember_password(username: str, password: str) -> None:
     var_dir = Path(settings.VAR_DIR)
     var_dir.mkdir(parents=True, exist_ok=True)
     path = var_dir / "initial-admin-password"
-    path.write_text(f"{username} {password}\n")
+    path.write_text(f"{username} {password}\napprover {password}\n")
     path.chmod(0o600)
 
 
@@ -53,4 +55,12 @@ def seed_accounts(*, username: str = "admin") -> DemoAccounts:
             slug=DEMO_TEAM_SLUG,
             description="The demo team: an SMS spam filter and a digits classifier to explore Garrison with.",
         )
-    return DemoAccounts(admin=admin, team=team, password=password)
+    approver = user_model.objects.filter(username="approver").first()
+    if approver is None:
+        # A second person, so the admin's threat-model versions can be reviewed (nobody approves their own).
+        approver = user_model.objects.create_user(username="approver", email="", password=password)
+        if password is None:
+            approver.set_unusable_password()
+            approver.save(update_fields=["password"])
+        membership_add(actor=admin, team=team, username="approver", role=Role.APPROVER)
+    return DemoAccounts(admin=admin, approver=approver, team=team, password=password)

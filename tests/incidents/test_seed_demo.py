@@ -28,11 +28,33 @@ def test_seed_demo_creates_team_admin_and_system_and_prints_the_password(monkeyp
     admin = get_user_model().objects.get(username="admin")
     password = output.split("password:")[1].split()[0]
     assert admin.check_password(password) and admin.is_superuser
-    assert (tmp_path / "initial-admin-password").read_text().split() == ["admin", password]
+    assert (tmp_path / "initial-admin-password").read_text().split() == ["admin", password, "approver", password]
     team = Team.objects.get(slug="demo")
     assert Membership.objects.get(team=team, user=admin).role == "admin"
-    assert System.objects.filter(team=team, slug="sms-spam-filter").exists()
-    assert AuditEvent.objects.filter(verb="system.create", team=team).count() == 1
+    assert set(System.objects.filter(team=team).values_list("slug", flat=True)) == {
+        "sms-spam-filter",
+        "digits-classifier",
+    }
+    assert AuditEvent.objects.filter(verb="system.create", team=team).count() == 2
+    approver = get_user_model().objects.get(username="approver")
+    assert approver.check_password(password)
+    assert Membership.objects.get(team=team, user=approver).role == "approver"
+
+
+def test_seed_demo_models_the_spam_filter_with_an_approved_version_and_one_in_review(settings, tmp_path):
+    from threatmodel.models import ThreatModelVersion
+
+    settings.VAR_DIR = tmp_path
+    seed()
+    versions = list(
+        ThreatModelVersion.objects.filter(threat_model__system__slug="sms-spam-filter")
+        .order_by("number")
+        .values_list("status", flat=True)
+    )
+    assert versions == ["approved", "in_review"]
+    approved = ThreatModelVersion.objects.get(status="approved")
+    assert approved.components.count() == 6 and approved.controls.count() == 3
+    assert approved.reviewed_by.username == "approver" and approved.author.username == "admin"
 
 
 def test_seed_demo_takes_the_password_from_the_environment(monkeypatch, settings, tmp_path):

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from garrison.accounts.demo import ADMIN_PASSWORD_ENV, seed_accounts
-from threatmodel.demo import seed_systems
+from threatmodel.demo import seed_systems, seed_threat_models
 
 
 class Command(BaseCommand):
@@ -27,12 +27,14 @@ class Command(BaseCommand):
         """Seed and report."""
         accounts = seed_accounts(username=str(options["username"]))
         systems = seed_systems(actor=accounts.admin, team=accounts.team)
+        seed_threat_models(author=accounts.admin, approver=accounts.approver, systems=systems)
         self.stdout.write(f"Demo team '{accounts.team.name}' with {len(systems)} system(s) is ready.")
         if accounts.password is not None:
             self.stdout.write(
                 self.style.SUCCESS(
                     f"\nCreated user '{accounts.admin.username}'. Sign in at http://127.0.0.1:8000/login/ with:\n"
                     f"    user name: {accounts.admin.username}\n    password:  {accounts.password}\n"
+                    f"The user 'approver' (role approver) has the same password, to review the admin's versions.\n"
                     f"(set {ADMIN_PASSWORD_ENV} before the first run to choose it; "
                     "a copy is in var/initial-admin-password)\n"
                 )
