@@ -74,7 +74,8 @@ def configure(celery_app: Celery) -> None:
             },
         },
         worker_hijack_root_logger=False,
-        # The filesystem transport has no fan-out: remote control would only fail noisily.
+        # Remote control (celery inspect) stays off on the filesystem transport: its fan-out polls
+        # files on one machine and only adds load there.
         worker_enable_remote_control=not settings.CELERY_BROKER_URL.startswith("filesystem://"),
     )
 

@@ -33,10 +33,11 @@ STATIC_PREFIX = BASE_URL + "static/"
 
 @dataclass
 class RenderedPdf:
-    """A rendered PDF with its hash and what the fetcher refused."""
+    """A rendered PDF with its hash, its document id and what the fetcher refused."""
 
     content: bytes
     sha256: str
+    document_id: str
     generated_at: Any
     refused_urls: list[str] = field(default_factory=list)
 
@@ -65,15 +66,26 @@ class LocalOnlyFetcher(URLFetcher):
         raise ValueError(f"Garrison PDFs never fetch external resources: {url[:200]}")
 
 
+_DOCUMENT_ID_SLOT = "GARRISON-DOCUMENT-ID-SLOT"
+
+
 def render_pdf(template: str, context: dict[str, Any]) -> RenderedPdf:
-    """Render ``template`` with ``context`` to PDF bytes; the footer may show ``document_id`` and time."""
+    """Render ``template`` with ``context`` to PDF bytes.
+
+    The template receives ``generated_at`` and ``document_id``: the first 16 hex digits of
+    the SHA-256 of the rendered document, printed in every page footer, so a printed page
+    can be matched to its source document (a PDF cannot contain its own hash).
+    """
     generated_at = timezone.now()
-    html = render_to_string(template, {**context, "generated_at": generated_at})
+    html = render_to_string(template, {**context, "generated_at": generated_at, "document_id": _DOCUMENT_ID_SLOT})
+    document_id = hashlib.sha256(html.encode("utf-8")).hexdigest()[:16]
+    html = html.replace(_DOCUMENT_ID_SLOT, document_id)
     fetcher = LocalOnlyFetcher()
     content = HTML(string=html, base_url=BASE_URL, url_fetcher=fetcher).write_pdf()
     return RenderedPdf(
         content=content,
         sha256=hashlib.sha256(content).hexdigest(),
+        document_id=document_id,
         generated_at=generated_at,
         refused_urls=fetcher.refused,
     )

@@ -19,6 +19,7 @@ urlpatterns = [
     path("", include("threatmodel.urls")),
     path("", include("garrison.accounts.urls")),
     path("audit/", include("garrison.audit.urls")),
+    path("incidents/", include("incidents.urls")),
     path("api/", include((api_patterns, "api"))),
     path("admin/", admin.site.urls),
 ]

@@ -57,11 +57,11 @@ def tripwire():
 
 @pytest.mark.skipif(not shutil.which("pdftotext"), reason="poppler-utils is installed by `make test`")
 def test_render_pdf_makes_a_pdf_with_the_text_and_a_footer(template, tmp_path):
-    rendered = render_pdf(template, {"title": "Probe", "document_id": "doc-123", "user_text": "Hello auditors"})
+    rendered = render_pdf(template, {"title": "Probe", "user_text": "Hello auditors"})
     assert rendered.content.startswith(b"%PDF-")
     text = pdf_text(rendered.content, tmp_path)
     assert "Probe report" in text and "Hello auditors" in text
-    assert "doc-123" in text and "Page 1 of 1" in text
+    assert f"document {rendered.document_id}" in text and "Page 1 of 1" in text
     assert len(rendered.sha256) == 64
 
 
