@@ -250,6 +250,11 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "TeamRoleEnum": "garrison.accounts.roles.Role",
         "TokenRoleEnum": "garrison.accounts.roles.TokenRole",
+        "VersionStatusEnum": "threatmodel.models.VersionStatus",
+        "ThreatStatusEnum": "threatmodel.models.ThreatStatus",
+        "ControlStatusEnum": "threatmodel.models.ControlStatus",
+        "AtlasKindEnum": "threatmodel.models.AtlasKind",
+        "ImportFormatEnum": "threatmodel.interchange.FORMAT_CHOICES",
     },
 }
 

@@ -17,6 +17,7 @@ api_patterns = [
 urlpatterns = [
     path("", include("garrison.core.urls")),
     path("", include("threatmodel.urls")),
+    path("", include("threatmodel.urls_interchange")),
     path("", include("garrison.accounts.urls")),
     path("audit/", include("garrison.audit.urls")),
     path("incidents/", include("incidents.urls")),

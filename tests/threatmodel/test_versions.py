@@ -185,3 +185,28 @@ def test_not_applicable_needs_a_justification(modelled, owner):
     )
     threat.refresh_from_db()
     assert threat.status == ThreatStatus.NOT_APPLICABLE and threat.justification
+
+
+def test_threat_models_can_be_renamed_and_deleted_until_approved(api, owner, teammate, approver, modelled):
+    threat_model = modelled.threat_model
+    assert (
+        api(teammate)
+        .patch(f"/api/threat-models/{threat_model.id}/", {"title": "Renamed"}, format="json")
+        .json()["title"]
+        == "Renamed"
+    )
+    assert api(teammate).delete(f"/api/threat-models/{threat_model.id}/").status_code == 403
+    services.version_submit(actor=teammate, version=modelled)
+    services.version_approve(actor=approver, version=modelled)
+    assert api(owner).delete(f"/api/threat-models/{threat_model.id}/").status_code == 409
+
+
+def test_control_owner_must_be_a_team_member(modelled, owner, outsider):
+    with pytest.raises(ValidationError, match="not a member"):
+        services.control_create(actor=owner, version=modelled, name="Owned elsewhere", owner=outsider)
+
+
+def test_a_flow_cannot_be_updated_to_loop_on_one_component(modelled, owner):
+    flow = modelled.dataflows.first()
+    with pytest.raises(ValidationError, match="two different components"):
+        services.flow_update(actor=owner, flow=flow, target=flow.source)

@@ -29,7 +29,9 @@ def threat_model_list(*, user: Any, system: System) -> QuerySet[ThreatModel]:
     """A system's threat models with their versions."""
     require_capability(user=user, team_id=system.team_id, capability=Capability.VIEW)
     return system.threat_models.prefetch_related(
-        Prefetch("versions", queryset=ThreatModelVersion.objects.select_related("author", "reviewed_by"))
+        Prefetch(
+            "versions", queryset=ThreatModelVersion.objects.select_related("author", "submitted_by", "reviewed_by")
+        )
     )
 
 

@@ -26,6 +26,8 @@ from threatmodel.services.elements import (
 from threatmodel.services.systems import system_create, system_delete, system_update
 from threatmodel.services.versions import (
     threat_model_create,
+    threat_model_delete,
+    threat_model_update,
     version_approve,
     version_send_back,
     version_start_draft,
@@ -55,6 +57,8 @@ __all__ = [
     "threat_decide",
     "threat_delete",
     "threat_model_create",
+    "threat_model_delete",
+    "threat_model_update",
     "threat_update",
     "version_approve",
     "version_send_back",

@@ -232,6 +232,9 @@ def flow_update(*, actor: Any, flow: DataFlow, **fields: Any) -> DataFlow:
     """Change a data flow."""
     version = _draft(actor, flow.version)
     _same_version(version, source=fields.get("source"), target=fields.get("target"))
+    source, target = fields.get("source", flow.source), fields.get("target", flow.target)
+    if source.pk == target.pk:
+        raise ValidationError({"target": "A flow needs two different components."})
     return _update(actor, flow, "data_flow.update", fields)
 
 
@@ -350,6 +353,11 @@ def threat_accept_risk(*, actor: Any, threat: Threat, reason: str, expires: date
 # --- Controls -----------------------------------------------------------------------------------------
 
 
+def _check_owner(version: ThreatModelVersion, owner: Any) -> None:
+    if owner is not None and not owner.memberships.filter(team_id=_team(version)).exists():
+        raise ValidationError({"owner": f"'{owner}' is not a member of this team; pick a team member as owner."})
+
+
 def _check_threats(version: ThreatModelVersion, threats: list[Threat]) -> list[Threat]:
     foreign = [t for t in threats if t.version_id != version.pk]
     if foreign:
@@ -373,6 +381,7 @@ def control_create(
 ) -> Control:
     """Add a control that mitigates some of the version's threats."""
     version = _draft(actor, version)
+    _check_owner(version, owner)
     control = Control(
         version=version,
         name=name.strip(),
@@ -401,6 +410,8 @@ def control_create(
 def control_update(*, actor: Any, control: Control, threats: list[Threat] | None = None, **fields: Any) -> Control:
     """Change a control and, when given, the threats it mitigates."""
     version = _draft(actor, control.version)
+    if "owner" in fields:
+        _check_owner(version, fields["owner"])
     if "atlas_mitigations" in fields:
         fields["atlas_mitigations"] = _check_atlas(
             "atlas_mitigations", fields["atlas_mitigations"], AtlasKind.MITIGATION

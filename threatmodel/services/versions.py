@@ -70,6 +70,42 @@ def threat_model_create(*, actor: Any, system: System, title: str = "") -> Threa
     return threat_model
 
 
+@transaction.atomic
+def threat_model_update(*, actor: Any, threat_model: ThreatModel, title: str) -> ThreatModel:
+    """Rename a threat model (editors)."""
+    require_capability(user=actor, team_id=threat_model.system.team_id, capability=Capability.EDIT)
+    threat_model = ThreatModel.objects.select_for_update().select_related("system").get(pk=threat_model.pk)
+    before = threat_model.title
+    threat_model.title = title.strip()
+    threat_model.full_clean()
+    if threat_model.title != before:
+        threat_model.save(update_fields=["title"])
+        record(
+            actor=actor,
+            verb="threat_model.update",
+            obj=threat_model,
+            team_id=threat_model.system.team_id,
+            changes={"title": [before, threat_model.title]},
+        )
+    return threat_model
+
+
+@transaction.atomic
+def threat_model_delete(*, actor: Any, threat_model: ThreatModel) -> None:
+    """Delete a threat model with all its versions (team admins); refused once a version was approved."""
+    require_capability(user=actor, team_id=threat_model.system.team_id, capability=Capability.ADMIN)
+    if threat_model.versions.filter(status__in=[VersionStatus.APPROVED, VersionStatus.SUPERSEDED]).exists():
+        raise StateConflict("This threat model has approved versions, which are kept for the record.")
+    record(
+        actor=actor,
+        verb="threat_model.delete",
+        obj=threat_model,
+        team_id=threat_model.system.team_id,
+        changes={"title": [threat_model.title, None]},
+    )
+    threat_model.delete()
+
+
 def _person(actor: Any) -> Any:
     return actor if getattr(actor, "pk", None) is not None else None
 
