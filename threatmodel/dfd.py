@@ -45,7 +45,9 @@ def to_dot(*, boundaries: list[TrustBoundary], components: list[Component], flow
     """The DOT source of the diagram."""
     lines = [
         "digraph dfd {",
-        '  graph [rankdir=LR, fontname="DejaVu Sans", fontsize=11, nodesep=0.5, ranksep=0.8, bgcolor="white"];',
+        # Left to right reads best for short chains; longer ones go top to bottom to stay legible.
+        f'  graph [rankdir={"LR" if len(components) <= 4 else "TB"}, fontname="DejaVu Sans", fontsize=11, '
+        'nodesep=0.5, ranksep=0.6, bgcolor="white"];',
         '  node [fontname="DejaVu Sans", fontsize=10, style="filled,rounded", shape=box, fillcolor="#eaf1fb", '
         'color="#1d4e89"];',
         '  edge [fontname="DejaVu Sans", fontsize=9, color="#4a5563"];',

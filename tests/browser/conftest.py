@@ -42,7 +42,7 @@ def browser() -> Iterator[object]:
 def page(browser, live_server) -> Iterator[object]:
     """A fresh browser context and page, with the live server as base URL."""
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(15_000)
+    context.set_default_timeout(30_000)
     page = context.new_page()
     yield page
     context.close()

@@ -20,7 +20,7 @@ def sign_in(page, username):
 
 def test_editor_fills_a_threat_model_and_another_user_approves_it(browser, live_server, teammate, approver, system):
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(15_000)
+    context.set_default_timeout(30_000)
     page = context.new_page()
     sign_in(page, "teammate")
     page.goto(system.get_absolute_url())
@@ -79,7 +79,7 @@ def test_editor_fills_a_threat_model_and_another_user_approves_it(browser, live_
     assert Control.objects.get(version=version).threats.count() == 1
 
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(15_000)
+    context.set_default_timeout(30_000)
     page = context.new_page()
     sign_in(page, "approver")
     page.goto(version.get_absolute_url())

@@ -210,3 +210,21 @@ def test_a_flow_cannot_be_updated_to_loop_on_one_component(modelled, owner):
     flow = modelled.dataflows.first()
     with pytest.raises(ValidationError, match="two different components"):
         services.flow_update(actor=owner, flow=flow, target=flow.source)
+
+
+def test_atlas_reference_data_reloads_itself_after_a_flush(modelled, owner):
+    from threatmodel.models import AtlasEntry, AtlasName, AtlasRelease
+
+    AtlasName.objects.all().delete()
+    AtlasEntry.objects.all().delete()
+    AtlasRelease.objects.all().delete()
+    component = modelled.components.first()
+    threat = services.threat_create(
+        actor=owner,
+        version=modelled,
+        title="Reloaded",
+        stride="tampering",
+        component=component,
+        atlas_techniques=["AML.T0043"],
+    )
+    assert threat.atlas_techniques == ["AML.T0043"] and AtlasRelease.objects.filter(is_current=True).exists()

@@ -7,6 +7,8 @@ from threatmodel.selectors.systems import system_get, system_get_by_id, system_l
 from threatmodel.selectors.threat_models import (
     RegisterRow,
     VersionContent,
+    approved_versions,
+    build_version_content,
     element_get,
     threat_model_get,
     threat_model_list,
@@ -17,6 +19,8 @@ from threatmodel.selectors.threat_models import (
 __all__ = [
     "RegisterRow",
     "VersionContent",
+    "approved_versions",
+    "build_version_content",
     "atlas_entry_list",
     "atlas_names",
     "atlas_unknown_ids",

@@ -25,6 +25,16 @@ from threatmodel.models import (
 from threatmodel.risk import Residual, residual_risk, risk_level
 
 
+def approved_versions(system_ids: list[int]) -> dict[int, list[ThreatModelVersion]]:
+    """The approved version of every threat model of the given systems, by system id (no permission check)."""
+    by_system: dict[int, list[ThreatModelVersion]] = {}
+    for version in ThreatModelVersion.objects.filter(
+        threat_model__system_id__in=system_ids, status="approved"
+    ).select_related("threat_model"):
+        by_system.setdefault(version.threat_model.system_id, []).append(version)
+    return by_system
+
+
 def threat_model_list(*, user: Any, system: System) -> QuerySet[ThreatModel]:
     """A system's threat models with their versions."""
     require_capability(user=user, team_id=system.team_id, capability=Capability.VIEW)
@@ -159,8 +169,13 @@ class VersionContent:
 
 
 def version_content(*, user: Any, version: ThreatModelVersion) -> VersionContent:
-    """Load a version's elements and compute residual risk for each threat."""
+    """Load a version's elements and compute residual risk for each threat (scoped to the user)."""
     require_capability(user=user, team_id=version.threat_model.system.team_id, capability=Capability.VIEW)
+    return build_version_content(version)
+
+
+def build_version_content(version: ThreatModelVersion) -> VersionContent:
+    """Load a version's elements and risk without a permission check (for internal computations such as KPIs)."""
     controls = list(version.controls.select_related("owner").prefetch_related("threats"))
     by_threat: dict[int, list[Control]] = {}
     for control in controls:

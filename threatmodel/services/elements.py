@@ -30,6 +30,7 @@ from threatmodel.models import (
     TrustBoundary,
 )
 from threatmodel.selectors import atlas_unknown_ids
+from threatmodel.signals import threat_model_changed
 from threatmodel.suggestions import suggest_for_component, suggest_for_flow
 
 
@@ -457,6 +458,12 @@ def control_set_evidence_state(*, control: Control, state: str, detail: str = ""
     before = control.evidence_state
     control.evidence_state, control.evidence_detail, control.evidence_checked_at = state, detail[:255], timezone.now()
     control.save(update_fields=["evidence_state", "evidence_detail", "evidence_checked_at"])
+    system_id = control.version.threat_model.system_id
+    transaction.on_commit(
+        lambda: threat_model_changed.send(
+            sender=Control, system_id=system_id, reason=f"evidence of '{control.name}' is {state}"
+        )
+    )
     record(
         actor=actor,
         verb="control.evidence",

@@ -23,6 +23,7 @@ from threatmodel.models import (
     TrustBoundary,
     VersionStatus,
 )
+from threatmodel.signals import threat_model_changed
 
 # The only moves a version can make.
 TRANSITIONS: dict[str, set[str]] = {
@@ -253,6 +254,12 @@ def version_approve(*, actor: Any, version: ThreatModelVersion, note: str = "") 
         older.save(update_fields=["status"])
     version.reviewed_by, version.reviewed_at, version.review_note = actor, timezone.now(), note
     version.save()
+    system_id = version.threat_model.system_id
+    transaction.on_commit(
+        lambda: threat_model_changed.send(
+            sender=ThreatModelVersion, system_id=system_id, reason="threat model approved"
+        )
+    )
     changes: dict[str, list[Any]] = {"status": [previous, version.status]}
     if superseded:
         changes["superseded_versions"] = [None, [older.number for older in superseded]]
