@@ -181,6 +181,7 @@ def _run(model: TorchClassifier, x: Tensor, y: Tensor, config: PGDConfig, genera
         logits = model.logits(x_adv)
         loss = F.cross_entropy(logits, y, reduction="sum")  # sum: gradients independent of batch size
         (grad,) = torch.autograd.grad(loss, x_adv)
+        grad = grad.contiguous()  # no-op, except for a broadcast gradient (a model that ignores its input)
         x_adv = x_adv.detach()
         if linf:
             grad.sign_()

@@ -12,7 +12,7 @@ from evaluations.engine.scanning.config import ScanConfig
 ATLAS_UNSAFE_ARTIFACT = "AML.T0011.000"
 
 #: Bumped whenever a change to the rules could change a verdict, so stored reports can be re-checked.
-SCANNER_VERSION = "1.0.0"
+SCANNER_VERSION = "1.0.1"
 
 
 class Severity(enum.IntEnum):

@@ -16,7 +16,11 @@ logger = logging.getLogger(__name__)
 
 
 def audit_skops(data: bytes, zf: zipfile.ZipFile, sink: FindingSink, config: ScanConfig) -> None:
-    """Flag types skops would refuse by default (HIGH) and deny-listed references in the schema (CRITICAL)."""
+    """Flag types skops would refuse by default (HIGH) and deny-listed references in the schema (CRITICAL).
+
+    Types named in ``config.extra_safe_globals`` are vetted by the caller (e.g. the fitted tree state
+    that the skops loader allows): they are recorded as INFO ``trusted-global`` instead of HIGH.
+    """
     denied = _denied_schema_references(zf, sink, config)
     try:
         import skops.io as sio  # imported lazily: it pulls in scikit-learn
@@ -39,6 +43,15 @@ def audit_skops(data: bytes, zf: zipfile.ZipFile, sink: FindingSink, config: Sca
         if type_name in denied:
             continue
         module, _, name = type_name.rpartition(".")
+        if type_name in config.extra_safe_globals:
+            sink.add(
+                Severity.INFO,
+                Code.TRUSTED_GLOBAL,
+                f"{type_name} is not in skops' trusted set but is allowed by ScanConfig.extra_safe_globals",
+                module=module or None,
+                name=name or type_name,
+            )
+            continue
         sink.add(
             Severity.HIGH,
             Code.UNTRUSTED_TYPE,

@@ -23,7 +23,14 @@ from evaluations.engine.common import (
     sha256_arrays,
 )
 from evaluations.engine.models import SklearnClassifier
-from evaluations.engine.robustness import PGDConfig, RobustnessResult, robustness_sweep
+from evaluations.engine.robustness import (
+    APGDConfig,
+    PGDConfig,
+    RobustnessResult,
+    SanityConfig,
+    SquareConfig,
+    robustness_sweep,
+)
 
 FAST_PGD = PGDConfig(eps=0.1, steps=3)
 
@@ -33,6 +40,7 @@ def _sweep(classifier, x, y, **options) -> RobustnessResult:
     options.setdefault("epsilons", [0.0, 0.05, 0.1])
     options.setdefault("batch_size", 64)
     options.setdefault("seed", 0)
+    options.setdefault("sanity", False)  # these tests are about the sweep itself; test_sanity covers the checks
     return robustness_sweep(classifier, x, y, **options)
 
 
@@ -194,3 +202,50 @@ def test_sweep_refuses_a_black_box_model() -> None:
     classifier = SklearnClassifier(LogisticRegression().fit(x, y), input_shape=(2,), bounds=(0.0, 1.0), num_classes=2)
     with pytest.raises(NotDifferentiableError):
         _sweep(classifier, x, y)
+
+
+def test_sweep_runs_apgd_and_records_its_settings(digits_cnn, digits_test) -> None:
+    x, y = digits_test
+    result = _sweep(digits_cnn, x[:64], y[:64], attack=APGDConfig(eps=0.1, steps=5), epsilons=[0.0, 0.1])
+    assert result.attack == "apgd" and result.config["steps"] == 5 and "eps" not in result.config
+    assert result.points[1].robust_accuracy < result.points[0].robust_accuracy
+    assert result.points[1].max_linf <= 0.1 + 1e-6
+    assert result.points[1].mean_queries is None  # white-box attacks do not count queries
+
+
+def test_sweep_runs_square_on_a_scikit_learn_model_and_reports_queries(digits) -> None:
+    x, y = digits
+    estimator = LogisticRegression(max_iter=300).fit(x[:1400].reshape(1400, -1), y[:1400])
+    classifier = SklearnClassifier(estimator, input_shape=(1, 8, 8), bounds=(0.0, 1.0), num_classes=10)
+    seen: list[float] = []
+    result = _sweep(
+        classifier,
+        x[1400:1464],
+        y[1400:1464],
+        attack=SquareConfig(eps=0.1, n_queries=100),
+        epsilons=[0.0, 0.15],
+        progress=seen.append,
+    )
+    attacked = result.points[1]
+    assert attacked.robust_accuracy < result.points[0].robust_accuracy - 0.2
+    assert 1 <= attacked.mean_queries <= attacked.max_queries <= 100
+    assert attacked.max_linf <= 0.15 + 1e-6
+    assert result.to_dict()["points"][1]["max_queries"] == attacked.max_queries
+    assert seen[-1] == 1.0
+
+
+def test_square_sweep_on_a_black_box_model_skips_the_gradient_checks(digits) -> None:
+    x, y = digits
+    estimator = LogisticRegression(max_iter=300).fit(x[:1400].reshape(1400, -1), y[:1400])
+    classifier = SklearnClassifier(estimator, input_shape=(1, 8, 8), bounds=(0.0, 1.0), num_classes=10)
+    result = robustness_sweep(
+        classifier,
+        x[1400:1464],
+        y[1400:1464],
+        attack=SquareConfig(eps=0.1, n_queries=100),
+        epsilons=[0.0, 0.1],
+        seed=0,
+        sanity_config=SanityConfig(subset_size=24, convergence_queries=150),
+    )
+    assert set(result.sanity_skipped) == {"vanishing_gradients", "black_box_beats_white_box"}
+    assert "not_converged" in result.sanity_checks and "unbroken_at_large_epsilon" in result.sanity_checks
