@@ -10,3 +10,7 @@ class EvaluationsConfig(AppConfig):
 
     name = "evaluations"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        """Connect the receivers (control evidence after a run)."""
+        from evaluations import receivers  # noqa: F401

@@ -72,6 +72,26 @@ def configure(celery_app: Celery) -> None:
                 "task": "garrison.core.tasks.worker_heartbeat",
                 "schedule": float(settings.CELERY_BEAT_SCHEDULE_HEARTBEAT_SECONDS),
             },
+            "kpis-daily-measurement": {
+                "task": "kpis.tasks.measure_all_systems",
+                "schedule": 24 * 60 * 60.0,
+                "options": {"queue": "default"},
+            },
+            "control-evidence-daily-refresh": {
+                "task": "evaluations.tasks.refresh_control_evidence",
+                "schedule": 24 * 60 * 60.0,
+                "options": {"queue": "default"},
+            },
+            "expired-reports-cleanup": {
+                "task": "incidents.tasks.expire_reports",
+                "schedule": 24 * 60 * 60.0,
+                "options": {"queue": "default"},
+            },
+            "evaluation-run-reaper": {
+                "task": "evaluations.tasks.reap_stale_runs",
+                "schedule": 60.0,
+                "options": {"queue": "default"},
+            },
         },
         worker_hijack_root_logger=False,
         # Remote control (celery inspect) stays off on the filesystem transport: its fan-out polls

@@ -10,6 +10,8 @@ api_patterns = [
     path("", include("garrison.accounts.api.urls")),
     path("", include("garrison.audit.api.urls")),
     path("", include("threatmodel.api.urls")),
+    path("", include("kpis.api.urls")),
+    path("", include("evaluations.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
 ]
@@ -20,6 +22,8 @@ urlpatterns = [
     path("", include("threatmodel.urls_interchange")),
     path("", include("garrison.accounts.urls")),
     path("audit/", include("garrison.audit.urls")),
+    path("evaluations/", include("evaluations.urls")),
+    path("kpis/", include("kpis.urls")),
     path("incidents/", include("incidents.urls")),
     path("api/", include((api_patterns, "api"))),
     path("admin/", admin.site.urls),

@@ -192,3 +192,58 @@ class RemediationAction(models.Model):
     def is_overdue(self) -> bool:
         """Past its due date and not done."""
         return bool(self.due_date and self.status != ActionStatus.DONE and self.due_date < timezone.localdate())
+
+
+class ReportKind(models.TextChoices):
+    """What a stored report covers."""
+
+    SYSTEM_AUDIT = "system_audit", "System audit"
+    PORTFOLIO_AUDIT = "portfolio_audit", "Portfolio audit"
+
+
+class ReportStatus(models.TextChoices):
+    """Rendering progress of a stored report."""
+
+    QUEUED = "queued", "Queued"
+    RENDERING = "rendering", "Rendering"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+
+
+class Report(models.Model):
+    """A PDF rendered in the background and kept (with its hash) until it expires.
+
+    A system audit belongs to the system's team; a portfolio audit covers every system its
+    requester could see and is visible to the requester only (``team`` is empty).
+    """
+
+    team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, null=True, blank=True, related_name="reports")
+    kind = models.CharField(max_length=20, choices=ReportKind.choices)
+    system = models.ForeignKey(
+        "threatmodel.System", on_delete=models.CASCADE, null=True, blank=True, related_name="reports"
+    )
+    status = models.CharField(max_length=12, choices=ReportStatus.choices, default=ReportStatus.QUEUED)
+    progress = models.FloatField(default=0.0)
+    stage = models.CharField(max_length=120, blank=True)
+    file_path = models.CharField(max_length=255, blank=True, help_text="Relative to MEDIA_ROOT.")
+    sha256 = models.CharField(max_length=64, blank=True)
+    document_id = models.CharField(max_length=16, blank=True)
+    size = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        subject = self.system.name if self.system_id else "all visible systems"
+        return f"{self.get_kind_display()} of {subject} ({self.created_at:%Y-%m-%d %H:%M})"
+
+    def get_absolute_url(self) -> str:
+        """The report's status page."""
+        return reverse("incidents:report-detail", kwargs={"pk": self.pk})

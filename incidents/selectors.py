@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 from django.http import Http404
 
 from garrison.accounts.roles import Capability
@@ -49,3 +49,31 @@ def incident_get(*, user: Any, id: int, capability: str = Capability.VIEW) -> In
         raise Http404("No such incident.")
     require_capability(user=user, team_id=incident.team_id, capability=capability)
     return incident
+
+
+def report_get(*, user: Any, id: int) -> Any:  # noqa: A002
+    """One stored report; 404 outside the team."""
+    from incidents.models import Report
+
+    report = (
+        Report.objects.select_related("team", "system")
+        .filter(
+            Q(team_id__in=team_ids_for(user)) | Q(team__isnull=True, requested_by_id=getattr(user, "pk", None)), id=id
+        )
+        .first()
+    )
+    if report is None:
+        raise Http404("No such report.")
+    return report
+
+
+def report_list(*, user: Any, system_id: int | None = None) -> Any:
+    """Reports of the principal's teams, newest first."""
+    from incidents.models import Report
+
+    reports = Report.objects.filter(
+        Q(team_id__in=team_ids_for(user)) | Q(team__isnull=True, requested_by_id=getattr(user, "pk", None))
+    ).select_related("team", "system")
+    if system_id:
+        reports = reports.filter(system_id=system_id)
+    return reports.order_by("-created_at")

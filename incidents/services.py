@@ -45,6 +45,14 @@ def _person(actor: Any) -> Any:
     return actor if getattr(actor, "pk", None) is not None else None
 
 
+def _measure_after_commit(incident: Incident, trigger: str) -> None:
+    """Update the affected systems' incident KPIs once the change is committed."""
+    from incidents.kpi import record_incident_kpis
+
+    system_ids = list(incident.systems.values_list("id", flat=True))
+    transaction.on_commit(lambda: record_incident_kpis(system_ids, trigger))
+
+
 def _check_systems(team: Team, systems: list[System]) -> None:
     if not systems:
         raise ValidationError({"systems": "Name at least one affected system."})
@@ -96,6 +104,7 @@ def incident_open(
             "systems": [None, sorted(s.name for s in systems)],
         },
     )
+    _measure_after_commit(incident, "incident opened")
     return incident
 
 
@@ -151,6 +160,7 @@ def incident_transition(*, actor: Any, incident: Incident, to: str) -> Incident:
         team_id=incident.team_id,
         changes={"status": [previous, to]},
     )
+    _measure_after_commit(incident, f"incident {to}")
     return incident
 
 
@@ -346,3 +356,41 @@ def incident_start_threat_model_draft(*, actor: Any, incident: Incident) -> Any:
         changes={"threat_model_version": [None, str(draft)]},
     )
     return draft
+
+
+REPORT_TTL_DAYS = 30
+
+
+@transaction.atomic
+def report_request(*, actor: Any, kind: str, system: System | None = None) -> Any:
+    """Queue an audit report: of one system (its team's members), or of every system the requester sees."""
+    from datetime import timedelta
+
+    from incidents.models import Report, ReportKind
+    from incidents.tasks import render_report
+
+    if kind == ReportKind.SYSTEM_AUDIT:
+        if system is None:
+            raise ValidationError({"system": "A system audit needs a system."})
+        require_capability(user=actor, team_id=system.team_id, capability=Capability.VIEW)
+        team_id = system.team_id
+    else:
+        if getattr(actor, "pk", None) is None:
+            raise ValidationError({"kind": "Portfolio audits are requested by a person, not a token."})
+        system, team_id = None, None
+    report = Report.objects.create(
+        team_id=team_id,
+        kind=kind,
+        system=system,
+        requested_by=_person(actor),
+        expires_at=timezone.now() + timedelta(days=REPORT_TTL_DAYS),
+    )
+    record(
+        actor=actor,
+        verb="report.request",
+        obj=report,
+        team_id=team_id,
+        changes={"kind": [None, kind], "system": [None, str(system) if system else None]},
+    )
+    transaction.on_commit(lambda: render_report.delay(report.pk))
+    return report

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from incidents import reports, views
+from incidents import report_views, reports, views
 
 app_name = "incidents"
 
@@ -21,4 +21,9 @@ urlpatterns = [
     path("<int:pk>/links/", views.incident_link, name="incident-link"),
     path("<int:pk>/threat-model-draft/", views.incident_threat_model_draft, name="threat-model-draft"),
     path("<int:pk>/report.pdf", reports.incident_report_pdf, name="incident-report"),
+    path("reports/", report_views.report_list, name="report-list"),
+    path("reports/new/", report_views.report_request, name="report-request"),
+    path("reports/<int:pk>/", report_views.report_detail, name="report-detail"),
+    path("reports/<int:pk>/status/", report_views.report_status, name="report-status"),
+    path("reports/<int:pk>/download/", report_views.report_download, name="report-download"),
 ]

@@ -7,11 +7,16 @@ nothing here. Permission tests pick the persona they need.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
+from datetime import timedelta
+from itertools import count
 
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIClient
 
+from evaluations.models import Blob, EvaluationRun, ModelArtifact, RunKind, RunStatus, ScanStatus
 from garrison.accounts.models import ApiToken, Team
 from garrison.accounts.roles import Role, TokenRole
 from garrison.accounts.services import api_token_create
@@ -110,5 +115,64 @@ def token_api() -> Callable[[str], APIClient]:
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
         return client
+
+    return make
+
+
+_numbers = count(1)
+
+
+@pytest.fixture
+def make_model(system):
+    """``make_model(scan_status=..., report=...)`` registers a model version row for ``system``."""
+
+    def make(target=None, scan_status=ScanStatus.CLEAN, report=None):
+        target = target or system
+        digest = hashlib.sha256(str(next(_numbers)).encode()).hexdigest()
+        blob = Blob.objects.create(sha256=digest, size=10)
+        version = (target.model_artifacts.count() or 0) + 1
+        return ModelArtifact.objects.create(
+            system=target,
+            version=version,
+            format="safetensors",
+            architecture="small_cnn",
+            input_shape=[1, 8, 8],
+            input_bounds=[0, 1],
+            class_names=[str(i) for i in range(10)],
+            blob=blob,
+            scan_status=scan_status,
+            scan_report=report or {"verdict": "clean", "findings": []},
+        )
+
+    return make
+
+
+@pytest.fixture
+def make_run(system):
+    """``make_run(model, kind, metrics=..., reliable=..., flags=..., days_ago=...)`` records a finished run."""
+
+    def make(
+        model,
+        kind=RunKind.ROBUSTNESS,
+        *,
+        metrics=None,
+        reliable=True,
+        flags=None,
+        days_ago=0,
+        status=RunStatus.SUCCEEDED,
+    ):
+        finished = timezone.now() - timedelta(days=days_ago)
+        return EvaluationRun.objects.create(
+            system=model.system,
+            kind=kind,
+            model_artifact=model,
+            status=status,
+            progress=1.0,
+            metrics=metrics or {},
+            reliable=reliable,
+            flags=flags or [],
+            started_at=finished,
+            finished_at=finished,
+        )
 
     return make

@@ -63,3 +63,15 @@ class SystemFactory(factory.django.DjangoModelFactory):
     slug = factory.LazyAttribute(lambda s: s.name.lower().replace(" ", "-"))
     description = "A classifier."
     tags = factory.LazyFunction(lambda: ["vision"])
+
+
+def robustness_metrics(robust_at_01: float, clean: float = 0.95) -> dict:
+    """Metrics shaped like the robustness runner's."""
+    return {
+        "attack": "pgd",
+        "norm": "linf",
+        "epsilons": [0.0, 0.05, 0.1, 0.2],
+        "clean_accuracy": clean,
+        "robust_accuracy": [clean, (clean + robust_at_01) / 2, robust_at_01, robust_at_01 / 2],
+        "attack_success_rate": [0.0, 0.2, 1 - robust_at_01 / clean, 0.9],
+    }

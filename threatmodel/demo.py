@@ -160,3 +160,32 @@ def seed_threat_models(*, author: Any, approver: Any, systems: list[System]) -> 
         protocol="HTTPS",
     )
     version_submit(actor=author, version=second, summary="Adds the human review queue that relabels messages.")
+
+
+def seed_digits_threat_model(*, author: Any, approver: Any, systems: list[System]) -> Any:
+    """An approved threat model of the digits classifier with a verified adversarial-training control."""
+    system = next((s for s in systems if s.slug == "digits-classifier"), None)
+    if system is None or system.threat_models.exists():
+        return None
+    threat_model = threat_model_create(actor=author, system=system, title="Digits classifier threat model")
+    version = threat_model.versions.get()
+    scans = component_create(actor=author, version=version, name="Scanned forms", component_type="data_source")
+    model = component_create(actor=author, version=version, name="Digits CNN", component_type="model_artifact")
+    api = component_create(actor=author, version=version, name="Digitisation API", component_type="serving_api")
+    flow_create(actor=author, version=version, source=scans, target=api, data="8x8 digit crops", protocol="HTTPS")
+    flow_create(actor=author, version=version, source=model, target=api, data="model weights")
+    evasion = _accept(author, version, "Digitisation API", ["evasion-adversarial-examples"])
+    _accept(author, version, "Digits CNN", ["unsafe-model-file-code-execution"])
+    control = control_create(
+        actor=author,
+        version=version,
+        name="Adversarial training and robustness evaluation",
+        control_type="preventive",
+        atlas_mitigations=["AML.M0002"],
+        owner=author,
+        status="verified",
+        threats=evasion,
+    )
+    version_submit(actor=author, version=version, summary="Digits classifier behind the digitisation API.")
+    version_approve(actor=approver, version=version, note="Approved for staging.")
+    return control

@@ -379,6 +379,7 @@ def control_form(request: HttpRequest, pk: int, control_id: int | None = None) -
         if form.is_valid():
             data = dict(form.cleaned_data)
             threats = list(data.pop("threats"))
+
             def action() -> Any:
                 if control is None:
                     return services.control_create(actor=request.user, version=version, threats=threats, **data)

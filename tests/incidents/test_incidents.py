@@ -153,3 +153,24 @@ def test_linking_threats_of_an_unaffected_system_is_refused(teammate, owner, inc
     component = tm.component_create(actor=owner, version=version, name="API", component_type="serving_api")
     with pytest.raises(ValidationError, match="does not affect"):
         services.incident_link(actor=teammate, incident=incident, threats=[component.threats.first()])
+
+
+def test_incident_changes_update_the_incident_kpis(teammate, system, django_capture_on_commit_callbacks):
+    from kpis.models import CurrentValue
+
+    with django_capture_on_commit_callbacks(execute=True):
+        incident = services.incident_open(
+            actor=teammate,
+            team=system.team,
+            title="x",
+            systems=[system],
+            detected_at=timezone.now() - timedelta(hours=10),
+        )
+    assert CurrentValue.objects.get(system=system, kpi="open_incidents").value == 1
+    for stage in STAGES:
+        incident = services.incident_transition(actor=teammate, incident=incident, to=stage)
+    finish_analysis(teammate, incident)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.incident_transition(actor=teammate, incident=incident, to="closed")
+    assert CurrentValue.objects.get(system=system, kpi="open_incidents").value == 0
+    assert CurrentValue.objects.get(system=system, kpi="mean_time_to_remediate").value == pytest.approx(10, abs=0.1)

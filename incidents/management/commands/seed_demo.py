@@ -1,5 +1,8 @@
 """``manage.py seed_demo``: demo data for a newcomer, loaded idempotently.
 
+A spam filter and a digits classifier, each with a registered model, an approved threat
+model, evaluation runs, KPI measurements, and (for the spam filter) a closed incident.
+
 It lives in the incidents app because that app sits at the top of the dependency
 chain and may call every other app's seeding.
 """
@@ -9,8 +12,14 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from evaluations.demo import seed_evaluations, seed_spam_model
+from evaluations.evidence import refresh_system
+from evaluations.evidence_services import evidence_requirement_create
 from garrison.accounts.demo import ADMIN_PASSWORD_ENV, seed_accounts
-from threatmodel.demo import seed_systems, seed_threat_models
+from incidents.demo import seed_incidents
+from incidents.kpi import record_incident_kpis
+from kpis.services import system_measure
+from threatmodel.demo import seed_digits_threat_model, seed_systems, seed_threat_models
 
 
 class Command(BaseCommand):
@@ -28,6 +37,26 @@ class Command(BaseCommand):
         accounts = seed_accounts(username=str(options["username"]))
         systems = seed_systems(actor=accounts.admin, team=accounts.team)
         seed_threat_models(author=accounts.admin, approver=accounts.approver, systems=systems)
+        control = seed_digits_threat_model(author=accounts.admin, approver=accounts.approver, systems=systems)
+        self.stdout.write("Training and evaluating the demo models (first run only, about a minute)...")
+        seed_evaluations(actor=accounts.admin, team=accounts.team)
+        seed_spam_model(actor=accounts.admin, team=accounts.team)
+        if control is not None:
+            evidence_requirement_create(
+                actor=accounts.admin,
+                control=control,
+                kind="robustness",
+                metric="robust_accuracy",
+                comparator=">=",
+                threshold=0.3,
+                epsilon=0.1,
+                max_age_days=30,
+            )
+        seed_incidents(actor=accounts.admin, systems=systems)
+        for system in systems:
+            refresh_system(system.pk)
+            system_measure(system=system, trigger="demo data")
+            record_incident_kpis([system.pk], "demo data")
         self.stdout.write(f"Demo team '{accounts.team.name}' with {len(systems)} system(s) is ready.")
         if accounts.password is not None:
             self.stdout.write(

@@ -1,0 +1,221 @@
+"""Poison detection end to end: extract penultimate features, run both detectors, combine their verdicts."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from evaluations.engine.common import CancelCheck, InvalidConfigError, ProgressCallback, library_versions
+from evaluations.engine.datasets.base import Dataset
+from evaluations.engine.models.classifier import TorchClassifier
+from evaluations.engine.poisoning._runner import check_seed
+from evaluations.engine.poisoning.activation_clustering import ActivationClusteringConfig, activation_clustering
+from evaluations.engine.poisoning.features import extract_features
+from evaluations.engine.poisoning.recipe import module_sha256
+from evaluations.engine.poisoning.results import ClassDecision, DetectionResult, detection_metrics
+from evaluations.engine.poisoning.spectral import SpectralSignatureConfig, spectral_signatures
+
+__all__ = ["DetectionConfig", "combine_results", "detect_poison", "detect_poison_in_model"]
+
+Method = Literal["spectral_signatures", "activation_clustering", "union", "consensus"]
+_METHODS = ("spectral_signatures", "activation_clustering", "union", "consensus")
+
+
+@dataclass(frozen=True)
+class DetectionConfig:
+    """Which detector(s) to run and how to combine them.
+
+    Attributes:
+        method: one detector, or both: ``'union'`` flags a class when either detector does (taking the
+            samples of the detector(s) that flagged it, intersected when both did); ``'consensus'`` only
+            when both do (the samples both flagged).
+        spectral, clustering: the detectors' own settings.
+    """
+
+    method: Method = "union"
+    spectral: SpectralSignatureConfig = field(default_factory=SpectralSignatureConfig)
+    clustering: ActivationClusteringConfig = field(default_factory=ActivationClusteringConfig)
+
+    def __post_init__(self) -> None:
+        if self.method not in _METHODS:
+            raise InvalidConfigError(f"method must be one of {', '.join(_METHODS)}; got {self.method!r}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"method": self.method, "spectral": self.spectral.to_dict(), "clustering": self.clustering.to_dict()}
+
+
+def combine_results(
+    spectral: DetectionResult,
+    clustering: DetectionResult,
+    *,
+    method: Literal["union", "consensus"],
+    config: dict[str, Any],
+    poison_indices: np.ndarray | None,
+    labels: np.ndarray,
+    sample_ids: Sequence[Any] | None,
+) -> DetectionResult:
+    """Merge two detectors' per-class verdicts over the same samples (see :class:`DetectionConfig`)."""
+    n = spectral.n_samples
+    by_spectral = {c.label: c for c in spectral.classes}
+    flagged = np.zeros(n, dtype=bool)
+    decisions: list[ClassDecision] = []
+    in_spectral = np.zeros(n, dtype=bool)
+    in_spectral[spectral.flagged_indices] = True
+    in_clustering = np.zeros(n, dtype=bool)
+    in_clustering[clustering.flagged_indices] = True
+    for decision in clustering.classes:
+        other = by_spectral[decision.label]
+        mask = labels == decision.label
+        votes = [name for name, d in (("spectral_signatures", other), ("activation_clustering", decision)) if d.flagged]
+        if len(votes) == 2:
+            chosen = in_spectral & in_clustering & mask
+        elif votes and method == "union":
+            chosen = (in_spectral if votes[0] == "spectral_signatures" else in_clustering) & mask
+        else:
+            chosen = np.zeros(n, dtype=bool)
+        flagged |= chosen
+        reason = (
+            f"flagged by {' and '.join(votes)}"
+            if chosen.any()
+            else "not flagged by " + ("both detectors" if method == "consensus" and votes else "either detector")
+        )
+        decisions.append(
+            ClassDecision(
+                label=decision.label,
+                n_samples=decision.n_samples,
+                flagged=bool(chosen.any()),
+                n_flagged=int(chosen.sum()),
+                statistics={"spectral_signatures": other.statistics, "activation_clustering": decision.statistics},
+                reason=reason,
+            )
+        )
+    positions = np.flatnonzero(flagged)
+    ids = list(range(n)) if sample_ids is None else list(sample_ids)
+    return replace(
+        spectral,
+        method=method,
+        config=config,
+        flagged_indices=positions,
+        flagged_ids=[ids[i] for i in positions.tolist()],
+        scores=np.maximum(_unit(spectral.scores, labels), clustering.scores),
+        classes=decisions,
+        metrics=None if poison_indices is None else detection_metrics(positions, poison_indices, labels),
+        seconds=spectral.seconds + clustering.seconds,
+        components={"spectral_signatures": spectral, "activation_clustering": clustering},
+    )
+
+
+def _unit(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Scores divided by their class maximum, so both detectors' scores live in [0, 1]."""
+    out = np.zeros_like(scores)
+    for label in np.unique(labels):
+        mask = labels == label
+        top = scores[mask].max()
+        out[mask] = scores[mask] / top if top > 0 else 0.0
+    return out
+
+
+def detect_poison(
+    features: np.ndarray | torch.Tensor,
+    labels: np.ndarray | torch.Tensor,
+    config: DetectionConfig | None = None,
+    *,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    poison_indices: np.ndarray | Sequence[int] | None = None,
+    sample_ids: Sequence[Any] | None = None,
+    progress: ProgressCallback | None = None,
+    should_cancel: CancelCheck | None = None,
+) -> DetectionResult:
+    """Run spectral signatures and/or activation clustering on ``features`` ``(N, D)`` and combine them.
+
+    See :func:`spectral_signatures` (Tran et al. 2018) and :func:`activation_clustering` (Chen et al.
+    2018). ``progress`` covers both detectors; cancellation raises ``DetectionCancelled``.
+    """
+    config = config or DetectionConfig()
+    check_seed(seed)
+    common = {
+        "seed": seed,
+        "device": device,
+        "poison_indices": poison_indices,
+        "sample_ids": sample_ids,
+        "should_cancel": should_cancel,
+    }
+    if config.method == "spectral_signatures":
+        return spectral_signatures(features, labels, config.spectral, progress=progress, **common)
+    if config.method == "activation_clustering":
+        return activation_clustering(features, labels, config.clustering, progress=progress, **common)
+    first = None if progress is None else (lambda f: progress(0.5 * f))
+    second = None if progress is None else (lambda f: progress(0.5 + 0.5 * f))
+    spectral = spectral_signatures(features, labels, config.spectral, progress=first, **common)
+    clustering = activation_clustering(features, labels, config.clustering, progress=second, **common)
+    label_array = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+    poison = None if poison_indices is None else np.unique(np.asarray(poison_indices, dtype=np.int64))
+    return combine_results(
+        spectral,
+        clustering,
+        method=config.method,
+        config=config.to_dict(),
+        poison_indices=poison,
+        labels=label_array.astype(np.int64),
+        sample_ids=sample_ids,
+    )
+
+
+def detect_poison_in_model(
+    model: nn.Module | TorchClassifier,
+    data: Dataset,
+    config: DetectionConfig | None = None,
+    *,
+    layer: str | None = None,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    poison_indices: np.ndarray | Sequence[int] | None = None,
+    sample_ids: Sequence[Any] | None = None,
+    batch_size: int = 512,
+    progress: ProgressCallback | None = None,
+    should_cancel: CancelCheck | None = None,
+) -> DetectionResult:
+    """Extract ``model``'s penultimate features on the training ``data`` and run :func:`detect_poison`.
+
+    ``layer`` overrides the automatically found feature layer (see :func:`extract_features`). The
+    result records the model's weight hash, the data hash and the feature layer.
+    """
+    started = time.perf_counter()
+    extraction = extract_features(
+        model,
+        data,
+        layer=layer,
+        batch_size=batch_size,
+        device=device,
+        progress=None if progress is None else (lambda f: progress(0.3 * f)),
+        should_cancel=should_cancel,
+    )
+    result = detect_poison(
+        extraction.features,
+        data.y,
+        config,
+        seed=seed,
+        device=device,
+        poison_indices=poison_indices,
+        sample_ids=sample_ids,
+        progress=None if progress is None else (lambda f: progress(0.3 + 0.7 * f)),
+        should_cancel=should_cancel,
+    )
+    module = model.module if isinstance(model, TorchClassifier) else model
+    sha = model.sha256 if isinstance(model, TorchClassifier) and model.sha256 else module_sha256(module)
+    return replace(
+        result,
+        model_sha256=sha,
+        data_sha256=data.sha256,
+        feature_layer=extraction.to_dict(),
+        library_versions=library_versions(),
+        seconds=time.perf_counter() - started,
+    )

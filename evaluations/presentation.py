@@ -1,0 +1,115 @@
+"""Charts and thumbnails for run pages, built from stored results with ``garrison.charts``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from evaluations.models import EvaluationRun, RunArtifactKind, RunKind, RunStatus
+from garrison.charts import bar_chart, image_thumbnail, line_chart
+
+
+def _curve(run: EvaluationRun) -> list[tuple[float, float]]:
+    metrics = run.metrics or {}
+    return list(zip(metrics.get("epsilons", []), metrics.get("robust_accuracy", []), strict=False))
+
+
+def _samples(run: EvaluationRun) -> list[dict[str, Any]]:
+    """Clean/adversarial thumbnails of 2-D single-channel inputs (e.g. 8x8 digits) at the largest budget."""
+    artifact = next((a for a in run.artifacts.all() if a.kind == RunArtifactKind.FLAGGED_SAMPLES), None)
+    if artifact is None:
+        return []
+    try:
+        by_eps = json.loads(artifact.blob.path.read_bytes())
+    except (OSError, ValueError):
+        return []
+    if not by_eps:
+        return []
+    eps, samples = list(by_eps.items())[-1]
+    bounds = tuple(run.model_artifact.input_bounds or (0.0, 1.0))
+    names = run.metrics.get("class_names") or []
+    shown = []
+    for sample in samples[:8]:
+        clean, adversarial = sample["clean"], sample["adversarial"]
+        if isinstance(clean, list) and len(clean) == 1:  # one channel
+            clean, adversarial = clean[0], adversarial[0]
+        if not (isinstance(clean, list) and clean and isinstance(clean[0], list) and len(clean) <= 64):
+            return []
+
+        def name(label: int) -> str:
+            return names[label] if label < len(names) else str(label)
+
+        shown.append(
+            {
+                "clean": image_thumbnail(clean, bounds=bounds, label=f"clean, label {name(sample['label'])}"),
+                "adversarial": image_thumbnail(
+                    adversarial, bounds=bounds, label=f"adversarial, predicted {name(sample['adversarial_prediction'])}"
+                ),
+                "label": name(sample["label"]),
+                "prediction": name(sample["adversarial_prediction"]),
+                "fooled": sample["adversarial_prediction"] != sample["label"],
+            }
+        )
+    return [{"epsilon": eps, "samples": shown}] if shown else []
+
+
+def run_charts(run: EvaluationRun) -> dict[str, Any]:
+    """SVG charts (strings) for a finished run's page."""
+    if run.status != RunStatus.SUCCEEDED:
+        return {}
+    metrics = run.metrics or {}
+    charts: dict[str, Any] = {}
+    if run.kind == RunKind.ROBUSTNESS and metrics.get("epsilons"):
+        charts["curve"] = line_chart(
+            [{"label": "robust accuracy", "points": _curve(run)}],
+            x_label=f"epsilon ({metrics.get('norm', '')})",
+            y_label="accuracy",
+            y_range=(0.0, 1.0),
+            title=f"Robust accuracy vs epsilon ({str(metrics.get('attack', '')).upper()})",
+        )
+        names = metrics.get("class_names") or []
+        per_class = metrics.get("per_class_clean_accuracy") or []
+        charts["per_class"] = bar_chart(
+            [(names[i] if i < len(names) else str(i), value) for i, value in enumerate(per_class)],
+            title="Clean accuracy per class",
+            y_label="accuracy",
+        )
+        charts["samples"] = _samples(run)
+    if run.kind == RunKind.ADVERSARIAL_TRAINING and metrics:
+        charts["before_after"] = bar_chart(
+            [
+                ("clean before", metrics.get("clean_accuracy_before")),
+                ("robust before", metrics.get("robust_accuracy_before")),
+                ("clean after", metrics.get("clean_accuracy_after")),
+                ("robust after", metrics.get("robust_accuracy_after")),
+            ],
+            title=f"Before and after adversarial training (eps {metrics.get('eps')})",
+            y_label="accuracy",
+        )
+        history = metrics.get("history") or []
+        if history:
+            charts["history"] = line_chart(
+                [
+                    {
+                        "label": "clean test accuracy",
+                        "points": [(i + 1, h.get("eval_accuracy")) for i, h in enumerate(history)],
+                    }
+                ],
+                x_label="epoch",
+                y_label="accuracy",
+                y_range=(0.0, 1.0),
+                title="Training history",
+            )
+    return charts
+
+
+def comparison_chart(runs: list[EvaluationRun]) -> str:
+    """Robustness curves of several runs on one chart."""
+    series = [
+        {"label": f"run #{run.pk} (model v{run.model_artifact.version})", "points": _curve(run)}
+        for run in runs
+        if run.kind == RunKind.ROBUSTNESS and run.status == RunStatus.SUCCEEDED
+    ]
+    if not series:
+        return ""
+    return line_chart(series, x_label="epsilon", y_label="robust accuracy", y_range=(0.0, 1.0), title="Comparison")

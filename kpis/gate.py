@@ -1,0 +1,313 @@
+"""The CI/CD security gate: may this model version of this system ship?
+
+``gate_decide`` checks the system's gate policy against its current KPIs and the
+evidence for the given model version, stores the decision with every reason, and
+audits it. ``to_junit`` and ``to_sarif`` render a decision for CI systems.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+from xml.etree import ElementTree as ET
+
+from django.db import transaction
+
+from evaluations.models import EvaluationRun, ModelArtifact, RunKind, RunStatus, ScanStatus
+from garrison.accounts.roles import Capability
+from garrison.accounts.selectors import require_capability
+from garrison.audit.services import record
+from kpis.catalog import AMBER, GREEN, RED
+from kpis.models import Decision, GateDecision
+from kpis.selectors import build_system_cells, gate_policy_for
+from threatmodel.models import System, ThreatStatus
+from threatmodel.selectors import approved_versions, build_version_content
+
+FRESHNESS_REQUIRED = ("freshness_robustness", "freshness_model_scan")
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One check of the gate and its outcome."""
+
+    check: str
+    outcome: str  # pass | warn | fail
+    message: str
+    kpi: str = ""
+    value: float | None = None
+
+
+class UnknownModelVersion(LookupError):
+    """The system has no model with that version."""
+
+
+def _kpi_reasons(system: System, policy: Any) -> list[Reason]:
+    cells = {c.definition.key: c for c in build_system_cells(system)}
+    reasons = []
+    for key in policy.required_green:
+        cell = cells[key]
+        name = cell.definition.name
+        shown = "no measurement" if cell.value is None else f"{cell.value:.3g} {cell.definition.unit}"
+        bound = f"green at {'≥' if cell.definition.direction == 'higher' else '≤'} {cell.bounds[0]:g}"
+        if cell.status == GREEN:
+            reasons.append(Reason(f"kpi:{key}", "pass", f"{name} is green ({shown}; {bound}).", key, cell.value))
+        elif cell.status == AMBER and key in policy.allowed_amber:
+            reasons.append(
+                Reason(
+                    f"kpi:{key}", "warn", f"{name} is amber ({shown}; {bound}). {cell.note}".strip(), key, cell.value
+                )
+            )
+        elif cell.value is None:
+            reasons.append(
+                Reason(
+                    f"kpi:{key}",
+                    "fail",
+                    f"{name} has no measurement yet; run the evaluation that produces it ({cell.definition.source}).",
+                    key,
+                )
+            )
+        else:
+            reasons.append(
+                Reason(
+                    f"kpi:{key}",
+                    "fail",
+                    f"{name} is {cell.status} ({shown}; {bound}). {cell.note}".strip(),
+                    key,
+                    cell.value,
+                )
+            )
+    if policy.require_fresh:
+        for key in FRESHNESS_REQUIRED:
+            cell = cells[key]
+            if cell.value is None:
+                reasons.append(
+                    Reason(
+                        f"fresh:{key}",
+                        "fail",
+                        f"No successful {key[10:].replace('_', ' ')} run yet: the evidence is missing.",
+                        key,
+                    )
+                )
+            elif cell.status == RED:
+                reasons.append(
+                    Reason(
+                        f"fresh:{key}",
+                        "fail",
+                        f"The last successful {key[10:].replace('_', ' ')} "
+                        f"run is {cell.value:.0f} days old (limit {cell.bounds[1]:g}): stale "
+                        "evidence.",
+                        key,
+                        cell.value,
+                    )
+                )
+            elif cell.status == AMBER:
+                reasons.append(
+                    Reason(
+                        f"fresh:{key}",
+                        "warn",
+                        f"The last successful {key[10:].replace('_', ' ')} "
+                        f"run is {cell.value:.0f} days old; refresh it soon.",
+                        key,
+                        cell.value,
+                    )
+                )
+            else:
+                reasons.append(
+                    Reason(f"fresh:{key}", "pass", f"{cell.definition.name}: {cell.value:.0f} days.", key, cell.value)
+                )
+    return reasons
+
+
+def _model_reasons(model: ModelArtifact, policy: Any) -> list[Reason]:
+    reasons = []
+    if model.scan_status != ScanStatus.CLEAN:
+        reasons.append(
+            Reason(
+                "model:scan",
+                "fail",
+                f"Model v{model.version} is {model.get_scan_status_display()}"
+                f"{': ' + model.scan_message if model.scan_message else ''}.",
+            )
+        )
+    elif policy.block_critical_findings:
+        critical = [
+            f for f in (model.scan_report or {}).get("findings", []) if str(f.get("severity", "")).lower() == "critical"
+        ]
+        outcome = "fail" if critical else "pass"
+        reasons.append(
+            Reason("model:scan", outcome, f"Model v{model.version} scan: {len(critical)} critical finding(s).")
+        )
+    if policy.block_unreliable:
+        run = (
+            EvaluationRun.objects.filter(model_artifact=model, kind=RunKind.ROBUSTNESS, status=RunStatus.SUCCEEDED)
+            .order_by("-finished_at")
+            .first()
+        )
+        if run is None:
+            reasons.append(
+                Reason("model:robustness", "fail", f"Model v{model.version} has no successful robustness evaluation.")
+            )
+        elif run.reliable is False:
+            codes = ", ".join(sorted({f.get("code", "?") for f in run.flags or []}))
+            reasons.append(
+                Reason(
+                    "model:robustness",
+                    "fail",
+                    f"The robustness result of model v{model.version} (run {run.pk}) is unreliable: {codes}.",
+                )
+            )
+        else:
+            reasons.append(
+                Reason(
+                    "model:robustness",
+                    "pass",
+                    f"Model v{model.version} robustness run {run.pk} passed its sanity checks.",
+                )
+            )
+    return reasons
+
+
+def _risk_reasons(system: System) -> list[Reason]:
+    versions = approved_versions([system.pk]).get(system.pk, [])
+    if not versions:
+        return [Reason("risk:threat_model", "fail", "The system has no approved threat model.")]
+    open_critical = [
+        row.threat.title
+        for version in versions
+        for row in build_version_content(version).register
+        if row.threat.status == ThreatStatus.ACCEPTED
+        and row.residual.level == "critical"
+        and not row.threat.risk_acceptance_active
+    ]
+    if open_critical:
+        return [
+            Reason(
+                "risk:critical",
+                "fail",
+                f"{len(open_critical)} critical residual risk(s) without an "
+                f"active acceptance: {'; '.join(open_critical[:5])}.",
+            )
+        ]
+    return [Reason("risk:critical", "pass", "No unaccepted critical residual risk.")]
+
+
+@transaction.atomic
+def gate_decide(*, actor: Any, system: System, model_version: int) -> GateDecision:
+    """Decide pass / warn / fail for a model version, store and audit the decision.
+
+    ``actor=None`` is the trusted command line on the server (``manage.py gate``); every
+    other caller needs the gate capability in the system's team.
+    """
+    if actor is not None:
+        require_capability(user=actor, team_id=system.team_id, capability=Capability.GATE)
+    model = ModelArtifact.objects.filter(system=system, version=model_version).first()
+    if model is None:
+        raise UnknownModelVersion(f"System '{system.slug}' has no model version {model_version}.")
+    policy = gate_policy_for(system)
+    reasons = [*_model_reasons(model, policy), *_kpi_reasons(system, policy)]
+    if policy.block_unaccepted_critical_risk:
+        reasons.extend(_risk_reasons(system))
+    outcomes = {r.outcome for r in reasons}
+    decision = Decision.FAIL if "fail" in outcomes else Decision.WARN if "warn" in outcomes else Decision.PASS
+    stored = GateDecision.objects.create(
+        system=system,
+        model_artifact=model,
+        model_version=model_version,
+        decision=decision,
+        reasons=[asdict(r) for r in reasons],
+        requested_by=str(actor or "manage.py gate")[:200],
+    )
+    record(
+        actor=actor,
+        verb="gate.decide",
+        obj=stored,
+        team_id=system.team_id,
+        changes={
+            "decision": [None, decision],
+            "model_version": [None, model_version],
+            "failed_checks": [None, [r.check for r in reasons if r.outcome == "fail"]],
+        },
+    )
+    return stored
+
+
+EXIT_CODES = {Decision.PASS: 0, Decision.WARN: 1, Decision.FAIL: 2}
+
+
+def to_junit(decision: GateDecision) -> str:
+    """JUnit XML: one test case per check; failures fail, warnings are reported as skipped with the reason."""
+    reasons = decision.reasons
+    suites = ET.Element("testsuites", name="garrison-security-gate")
+    suite = ET.SubElement(
+        suites,
+        "testsuite",
+        name=f"{decision.system.slug} model v{decision.model_version}",
+        tests=str(len(reasons)),
+        failures=str(sum(r["outcome"] == "fail" for r in reasons)),
+        errors="0",
+        skipped=str(sum(r["outcome"] == "warn" for r in reasons)),
+        timestamp=decision.created_at.isoformat(),
+    )
+    for reason in reasons:
+        case = ET.SubElement(
+            suite, "testcase", classname=f"garrison.gate.{decision.system.slug}", name=reason["check"], time="0"
+        )
+        if reason["outcome"] == "fail":
+            ET.SubElement(case, "failure", message=reason["message"], type="GateCheckFailed").text = reason["message"]
+        elif reason["outcome"] == "warn":
+            ET.SubElement(case, "skipped", message=f"warning: {reason['message']}")
+        ET.SubElement(case, "system-out").text = reason["message"]
+    return ET.tostring(suites, encoding="unicode", xml_declaration=True)
+
+
+SARIF_LEVELS = {"fail": "error", "warn": "warning", "pass": "note"}
+
+
+def to_sarif(decision: GateDecision) -> str:
+    """SARIF 2.1.0: one rule per check, one result per check (error, warning or note)."""
+    reasons = decision.reasons
+    rules, seen = [], set()
+    for reason in reasons:
+        if reason["check"] not in seen:
+            seen.add(reason["check"])
+            rules.append(
+                {
+                    "id": reason["check"],
+                    "name": reason["check"].replace(":", "_"),
+                    "shortDescription": {"text": f"Garrison gate check {reason['check']}"},
+                }
+            )
+    artifact = f"garrison/systems/{decision.system.slug}/models/v{decision.model_version}"
+    document = {
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "Garrison security gate",
+                        "informationUri": "https://garrison.invalid/",
+                        "version": "0.1.0",
+                        "rules": rules,
+                    }
+                },
+                "results": [
+                    {
+                        "ruleId": reason["check"],
+                        "level": SARIF_LEVELS[reason["outcome"]],
+                        "message": {"text": reason["message"]},
+                        "locations": [{"physicalLocation": {"artifactLocation": {"uri": artifact}}}],
+                        "properties": {
+                            "outcome": reason["outcome"],
+                            "kpi": reason.get("kpi", ""),
+                            "value": reason.get("value"),
+                        },
+                    }
+                    for reason in reasons
+                ],
+                "properties": {"decision": decision.decision, "decisionId": decision.pk},
+            }
+        ],
+    }
+    return json.dumps(document, indent=2)

