@@ -156,3 +156,68 @@ def seed_spam_model(*, actor: Any, team: Team) -> ModelArtifact | None:
         scan_model_artifact.run(artifact.pk)
         artifact.refresh_from_db()
     return artifact
+
+
+DEMO_HARDENING_CONFIG = {
+    "eps": 0.1,
+    "method": "fgsm_rs",
+    "init": "scratch",
+    "epochs": 15,
+    "batch_size": 64,
+    "lr": 1e-2,
+    "lr_schedule": "cyclic",
+    "eval_steps": 20,
+    "eval_restarts": 1,
+    "eval_sanity": False,
+    "max_test_samples": 200,
+}
+
+
+def seed_hardening(*, actor: Any, team: Team) -> EvaluationRun | None:
+    """Adversarially train the demo digits model (a hardened v2), then evaluate v2 and scan both (idempotent).
+
+    This gives the KPIs a real trend: robust accuracy before and after hardening.
+    """
+    from evaluations import services
+    from evaluations.execution import execute
+    from evaluations.tasks import scan_model_artifact
+
+    system = System.objects.filter(team=team, slug=DEMO_SYSTEM_SLUG).first()
+    base = ModelArtifact.objects.filter(system=system, name=DEMO_MODEL_NAME).order_by("version").first()
+    if system is None or base is None or base.scan_status != ScanStatus.CLEAN:
+        return None
+    dataset = services.dataset_register_reference(actor=actor, system=system, reference_name="digits")
+    training = EvaluationRun.objects.filter(system=system, kind=RunKind.ADVERSARIAL_TRAINING).first()
+    if training is None:
+        training = services.evaluation_run_queue(
+            actor=actor,
+            system=system,
+            kind=RunKind.ADVERSARIAL_TRAINING,
+            model_artifact=base,
+            dataset=dataset,
+            config=DEMO_HARDENING_CONFIG,
+        )
+        execute(training.pk, worker="seed_demo")
+    hardened = ModelArtifact.objects.filter(system=system, parent=base).order_by("-version").first()
+    if hardened is None:
+        return training
+    if hardened.scan_status == ScanStatus.PENDING:
+        scan_model_artifact.run(hardened.pk)
+        hardened.refresh_from_db()
+    for artifact in (base, hardened):
+        if not EvaluationRun.objects.filter(model_artifact=artifact, kind=RunKind.MODEL_SCAN).exists():
+            scan = services.evaluation_run_queue(
+                actor=actor, system=system, kind=RunKind.MODEL_SCAN, model_artifact=artifact, dataset=None, config={}
+            )
+            execute(scan.pk, worker="seed_demo")
+    if not EvaluationRun.objects.filter(model_artifact=hardened, kind=RunKind.ROBUSTNESS).exists():
+        run = services.evaluation_run_queue(
+            actor=actor,
+            system=system,
+            kind=RunKind.ROBUSTNESS,
+            model_artifact=hardened,
+            dataset=dataset,
+            config=DEMO_ROBUSTNESS_CONFIG,
+        )
+        execute(run.pk, worker="seed_demo")
+    return training

@@ -15,9 +15,9 @@ from threatmodel.models import System
 pytestmark = pytest.mark.django_db
 
 
-def seed() -> str:
+def seed(*, models: bool = False) -> str:
     out = StringIO()
-    call_command("seed_demo", stdout=out)
+    call_command("seed_demo", *([] if models else ["--skip-models"]), stdout=out)
     return out.getvalue()
 
 
@@ -52,7 +52,7 @@ def test_seed_demo_models_the_spam_filter_with_an_approved_version_and_one_in_re
         .values_list("status", flat=True)
     )
     assert versions == ["approved", "in_review"]
-    approved = ThreatModelVersion.objects.get(status="approved")
+    approved = ThreatModelVersion.objects.get(status="approved", threat_model__system__slug="sms-spam-filter")
     assert approved.components.count() == 6 and approved.controls.count() == 3
     assert approved.reviewed_by.username == "approver" and approved.author.username == "admin"
 
@@ -64,20 +64,40 @@ def test_seed_demo_takes_the_password_from_the_environment(monkeypatch, settings
     assert get_user_model().objects.get(username="admin").check_password("chosen-by-the-operator")
 
 
-def test_seed_demo_twice_changes_nothing(settings, tmp_path):
+def test_seed_demo_with_models_gives_every_journey_its_data_and_twice_changes_nothing(settings, tmp_path):
+    from evaluations.models import EvaluationRun, ModelArtifact
+    from incidents.models import Incident
+    from kpis.models import Measurement
+
     settings.VAR_DIR = tmp_path
-    seed()
+    settings.MEDIA_ROOT = tmp_path / "media"
+    seed(models=True)
+    digits = System.objects.get(slug="digits-classifier")
+    assert ModelArtifact.objects.filter(system=digits).count() == 2  # v1 and its hardened v2
+    assert ModelArtifact.objects.filter(system__slug="sms-spam-filter", scan_status="clean").count() == 1
+    assert not EvaluationRun.objects.exclude(status="succeeded").exists()
+    trend = list(
+        Measurement.objects.filter(system=digits, kpi="robust_accuracy")
+        .order_by("measured_at")
+        .values_list("value", flat=True)
+    )
+    assert len(trend) == 2 and trend[1] > trend[0]
+    assert Incident.objects.get(systems__slug="sms-spam-filter").status == "closed"
     counts = (
         get_user_model().objects.count(),
         Team.objects.count(),
         System.objects.count(),
         AuditEvent.objects.count(),
+        EvaluationRun.objects.count(),
+        Measurement.objects.count(),
     )
-    output = seed()
+    output = seed(models=True)
     assert "already exists" in output and "password:" not in output
     assert counts == (
         get_user_model().objects.count(),
         Team.objects.count(),
         System.objects.count(),
         AuditEvent.objects.count(),
+        EvaluationRun.objects.count(),
+        Measurement.objects.count(),
     )

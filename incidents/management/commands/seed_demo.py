@@ -12,7 +12,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from evaluations.demo import seed_evaluations, seed_spam_model
+from evaluations.demo import seed_evaluations, seed_hardening, seed_spam_model
 from evaluations.evidence import refresh_system
 from evaluations.evidence_services import evidence_requirement_create
 from garrison.accounts.demo import ADMIN_PASSWORD_ENV, seed_accounts
@@ -30,6 +30,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:  # noqa: ANN001
         """Options."""
         parser.add_argument("--username", default="admin", help="User name of the demo admin (default: admin).")
+        parser.add_argument(
+            "--skip-models",
+            action="store_true",
+            help="Do not train, register or evaluate the demo models (fast; no runs or model KPIs).",
+        )
 
     @transaction.atomic
     def handle(self, *args: object, **options: object) -> None:
@@ -38,9 +43,13 @@ class Command(BaseCommand):
         systems = seed_systems(actor=accounts.admin, team=accounts.team)
         seed_threat_models(author=accounts.admin, approver=accounts.approver, systems=systems)
         control = seed_digits_threat_model(author=accounts.admin, approver=accounts.approver, systems=systems)
-        self.stdout.write("Training and evaluating the demo models (first run only, about a minute)...")
-        seed_evaluations(actor=accounts.admin, team=accounts.team)
-        seed_spam_model(actor=accounts.admin, team=accounts.team)
+        if not options["skip_models"]:
+            self.stdout.write("Training, hardening and evaluating the demo models (first run only, a few minutes)...")
+            seed_evaluations(actor=accounts.admin, team=accounts.team)
+            for system in systems:
+                system_measure(system=system, trigger="demo: first model")
+            seed_hardening(actor=accounts.admin, team=accounts.team)
+            seed_spam_model(actor=accounts.admin, team=accounts.team)
         if control is not None:
             evidence_requirement_create(
                 actor=accounts.admin,
