@@ -10,3 +10,7 @@ class IncidentsConfig(AppConfig):
 
     name = "incidents"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        """Connect the receivers (remediation runs, poisoning incidents)."""
+        from incidents import receivers  # noqa: F401

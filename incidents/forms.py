@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 from django.contrib.auth import get_user_model
 
+from evaluations.models import EvaluationRun
 from incidents.models import ActionStatus, DetectionSource, EvidenceKind, Severity
 from threatmodel.models import Control, System, Threat, VersionStatus
 
@@ -76,10 +77,22 @@ class ActionForm(forms.Form):
     title = forms.CharField(max_length=200)
     owner = forms.ModelChoiceField(queryset=get_user_model().objects.none(), required=False)
     due_date = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    run = forms.ModelChoiceField(
+        queryset=EvaluationRun.objects.none(),
+        required=False,
+        label="Completed by run",
+        help_text="A retrain or re-evaluation run whose success completes the action.",
+    )
 
     def __init__(self, *args: Any, team: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["owner"].queryset = _team_users(team)
+        self.fields["run"].queryset = (
+            EvaluationRun.objects.filter(system__team=team)
+            .exclude(status__in=["failed", "cancelled"])
+            .select_related("system", "model_artifact")
+            .order_by("-queued_at")[:50]
+        )
 
 
 class ActionStatusForm(forms.Form):

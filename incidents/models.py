@@ -179,6 +179,14 @@ class RemediationAction(models.Model):
     due_date = models.DateField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=ActionStatus.choices, default=ActionStatus.OPEN)
     verification = models.TextField(blank=True, help_text="How completion was verified.")
+    run = models.ForeignKey(
+        "evaluations.EvaluationRun",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="remediation_actions",
+        help_text="A retrain or re-evaluation run whose success completes the action.",
+    )
     completed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 

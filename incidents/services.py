@@ -36,8 +36,10 @@ TRANSITIONS: dict[str, set[str]] = {
 
 
 def _locked(incident: Incident, actor: Any, capability: str = Capability.EDIT) -> Incident:
+    """Lock the incident; ``actor=None`` is Garrison itself (signal receivers), which needs no role."""
     incident = Incident.objects.select_for_update().select_related("team").get(pk=incident.pk)
-    require_capability(user=actor, team_id=incident.team_id, capability=capability)
+    if actor is not None:
+        require_capability(user=actor, team_id=incident.team_id, capability=capability)
     return incident
 
 
@@ -73,8 +75,9 @@ def incident_open(
     detected_at: datetime | None = None,
     owner: Any = None,
 ) -> Incident:
-    """Open an incident on some of a team's systems (editors)."""
-    require_capability(user=actor, team_id=team.id, capability=Capability.EDIT)
+    """Open an incident on some of a team's systems (editors; ``actor=None`` is Garrison itself)."""
+    if actor is not None:
+        require_capability(user=actor, team_id=team.id, capability=Capability.EDIT)
     _check_systems(team, systems)
     Team.objects.select_for_update().get(pk=team.pk)  # serialise numbering per team
     number = (Incident.objects.filter(team=team).aggregate(n=Max("number"))["n"] or 0) + 1
@@ -255,12 +258,15 @@ def action_add(
     title: str,
     owner: Any = None,
     due_date: Any = None,
+    run: Any = None,
 ) -> RemediationAction:
-    """Add a remediation action."""
+    """Add a remediation action; with ``run`` (a retrain or re-evaluation) its success completes the action."""
     incident = _locked(incident, actor)
     if incident.is_closed:
         raise StateConflict("The incident is closed; reopen it to add actions.")
-    action = RemediationAction(incident=incident, title=title.strip(), owner=owner, due_date=due_date)
+    if run is not None and not incident.systems.filter(pk=run.system_id).exists():
+        raise ValidationError({"run": "The run belongs to a system this incident does not affect."})
+    action = RemediationAction(incident=incident, title=title.strip(), owner=owner, due_date=due_date, run=run)
     action.full_clean()
     action.save()
     record(

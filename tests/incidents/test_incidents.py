@@ -174,3 +174,48 @@ def test_incident_changes_update_the_incident_kpis(teammate, system, django_capt
         services.incident_transition(actor=teammate, incident=incident, to="closed")
     assert CurrentValue.objects.get(system=system, kpi="open_incidents").value == 0
     assert CurrentValue.objects.get(system=system, kpi="mean_time_to_remediate").value == pytest.approx(10, abs=0.1)
+
+
+def test_a_poisoning_run_that_flags_records_opens_an_incident_with_evidence(system, make_model, make_run):
+    from evaluations.models import RunKind
+    from evaluations.signals import run_finished
+    from incidents.models import Incident
+
+    run = make_run(make_model(), RunKind.POISONING_DETECTION, metrics={"flagged": 14, "precision": 0.93}, reliable=None)
+    run_finished.send(sender=None, run_id=run.pk, system_id=system.pk, kind=run.kind, status="succeeded")
+    incident = Incident.objects.get(systems=system)
+    assert "14 records flagged" in incident.title and incident.detection_source == "evaluation_run"
+    evidence = incident.evidence.get()
+    assert evidence.reference == f"evaluation run {run.pk}" and evidence.metrics["flagged"] == 14
+    run_finished.send(sender=None, run_id=run.pk, system_id=system.pk, kind=run.kind, status="succeeded")
+    assert Incident.objects.filter(systems=system).count() == 1  # once per run
+
+
+def test_a_clean_poisoning_run_opens_nothing(system, make_model, make_run):
+    from evaluations.models import RunKind
+    from evaluations.signals import run_finished
+    from incidents.models import Incident
+
+    run = make_run(make_model(), RunKind.POISONING_DETECTION, metrics={"flagged": 0}, reliable=None)
+    run_finished.send(sender=None, run_id=run.pk, system_id=system.pk, kind=run.kind, status="succeeded")
+    assert not Incident.objects.exists()
+
+
+def test_a_remediation_action_completes_when_its_run_succeeds(teammate, incident, system, make_model, make_run):
+    from evaluations.models import RunKind
+    from evaluations.signals import run_finished
+
+    run = make_run(make_model(), RunKind.ROBUSTNESS, status="queued")
+    action = services.action_add(actor=teammate, incident=incident, title="Re-evaluate the retrained model", run=run)
+    run_finished.send(sender=None, run_id=run.pk, system_id=system.pk, kind=run.kind, status="failed")
+    action.refresh_from_db()
+    assert action.status == ActionStatus.OPEN
+    run_finished.send(sender=None, run_id=run.pk, system_id=system.pk, kind=run.kind, status="succeeded")
+    action.refresh_from_db()
+    assert action.status == ActionStatus.DONE and f"run {run.pk} succeeded" in action.verification
+
+
+def test_an_action_cannot_wait_on_a_run_of_an_unaffected_system(teammate, incident, other_system, make_model, make_run):
+    run = make_run(make_model(other_system))
+    with pytest.raises(ValidationError, match="does not affect"):
+        services.action_add(actor=teammate, incident=incident, title="x", run=run)
