@@ -7,14 +7,13 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from garrison.accounts.roles import Capability
 from garrison.accounts.selectors import capabilities_in, team_ids_for
-from garrison.core.exceptions import StateConflict
+from garrison.core.forms import form_errors_to_messages, run_service
 from incidents import selectors, services
 from incidents.forms import (
     ActionForm,
@@ -28,23 +27,6 @@ from incidents.forms import (
 from incidents.models import IncidentStatus, RemediationAction, Severity
 from incidents.services import TRANSITIONS
 from threatmodel.models import System
-
-
-def _attempt(request: HttpRequest, action: Callable[[], Any], success: str) -> bool:
-    try:
-        action()
-    except (ValidationError, StateConflict) as error:
-        text = " ".join(error.messages) if isinstance(error, ValidationError) else str(error)
-        messages.error(request, text)
-        return False
-    messages.success(request, success)
-    return True
-
-
-def _form_errors(request: HttpRequest, form: Any) -> None:
-    for field, errors in form.errors.items():
-        label = form.fields[field].label or field.replace("_", " ") if field in form.fields else ""
-        messages.error(request, f"{str(label).capitalize() + ': ' if label else ''}{' '.join(errors)}")
 
 
 @login_required
@@ -78,7 +60,7 @@ def incident_open(request: HttpRequest) -> HttpResponse:
         chosen = list(data.pop("systems"))
         team = chosen[0].team
         created: list[Any] = []
-        if _attempt(
+        if run_service(
             request,
             lambda: created.append(services.incident_open(actor=request.user, team=team, systems=chosen, **data)),
             "Incident opened.",
@@ -142,13 +124,13 @@ def incident_edit(request: HttpRequest, pk: int) -> HttpResponse:
     incident = _editable(request, pk)
     form = IncidentEditForm(request.POST, team=incident.team)
     if form.is_valid():
-        _attempt(
+        run_service(
             request,
             lambda: services.incident_update(actor=request.user, incident=incident, **form.cleaned_data),
             "Saved.",
         )
     else:
-        _form_errors(request, form)
+        form_errors_to_messages(request, form)
     return redirect(incident)
 
 
@@ -159,7 +141,7 @@ def incident_transition(request: HttpRequest, pk: int) -> HttpResponse:
     incident = _editable(request, pk)
     to = request.POST.get("to", "")
     label = IncidentStatus(to).label.lower() if to in IncidentStatus.values else to
-    _attempt(
+    run_service(
         request,
         lambda: services.incident_transition(actor=request.user, incident=incident, to=to),
         f"The incident is now {label}.",
@@ -179,9 +161,9 @@ def _post_form(
     incident = _editable(request, pk)
     form = form_class(request.POST, **{k: (incident.team if v == "team" else v) for k, v in form_kwargs.items()})
     if form.is_valid():
-        _attempt(request, lambda: service(actor=request.user, incident=incident, **form.cleaned_data), success)
+        run_service(request, lambda: service(actor=request.user, incident=incident, **form.cleaned_data), success)
     else:
-        _form_errors(request, form)
+        form_errors_to_messages(request, form)
     return redirect(incident.get_absolute_url() + f"#{anchor}")
 
 
@@ -214,7 +196,7 @@ def action_status(request: HttpRequest, pk: int, action_id: int) -> HttpResponse
     action = RemediationAction.objects.filter(incident=incident, pk=action_id).first()
     form = ActionStatusForm(request.POST)
     if action is not None and form.is_valid():
-        _attempt(
+        run_service(
             request,
             lambda: services.action_set_status(actor=request.user, action=action, **form.cleaned_data),
             f"'{action.title}' is {form.cleaned_data['status'].replace('_', ' ')}.",
@@ -231,7 +213,7 @@ def incident_link(request: HttpRequest, pk: int) -> HttpResponse:
     incident = _editable(request, pk)
     form = LinkForm(request.POST, incident=incident)
     if form.is_valid():
-        _attempt(
+        run_service(
             request,
             lambda: services.incident_link(
                 actor=request.user,
@@ -242,7 +224,7 @@ def incident_link(request: HttpRequest, pk: int) -> HttpResponse:
             "Links saved.",
         )
     else:
-        _form_errors(request, form)
+        form_errors_to_messages(request, form)
     return redirect(incident.get_absolute_url() + "#links")
 
 
@@ -252,7 +234,7 @@ def incident_threat_model_draft(request: HttpRequest, pk: int) -> HttpResponse:
     """Start a threat-model draft from the incident."""
     incident = _editable(request, pk)
     drafts: list[Any] = []
-    if _attempt(
+    if run_service(
         request,
         lambda: drafts.append(services.incident_start_threat_model_draft(actor=request.user, incident=incident)),
         "Threat-model draft started with the realised threats.",

@@ -13,14 +13,9 @@ from garrison.accounts.models import Team
 from garrison.accounts.roles import Capability
 from garrison.accounts.selectors import capabilities_in, team_ids_for, team_list, team_roles
 from garrison.audit.selectors import audit_event_list
+from garrison.core.forms import add_service_errors
 from threatmodel import selectors, services
 from threatmodel.forms import SystemCreateForm, SystemFilterForm, SystemForm
-
-
-def _form_errors(form, error: ValidationError) -> None:
-    for field, field_messages in error.message_dict.items():
-        for message in field_messages:
-            form.add_error(field if field in form.fields else None, message)
 
 
 @login_required
@@ -95,7 +90,7 @@ def system_create(request: HttpRequest) -> HttpResponse:
         try:
             system = services.system_create(actor=request.user, team=team, **data)
         except ValidationError as error:
-            _form_errors(form, error)
+            add_service_errors(form, error)
         else:
             messages.success(request, f"Registered {system.name}.")
             return redirect(system)
@@ -117,7 +112,7 @@ def system_edit(request: HttpRequest, team: str, slug: str) -> HttpResponse:
             # The form mutated the instance while validating; the service re-reads it from the database.
             system = services.system_update(actor=request.user, system=system, **data)
         except ValidationError as error:
-            _form_errors(form, error)
+            add_service_errors(form, error)
         else:
             messages.success(request, f"Saved {system.name}.")
             return redirect(system)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
@@ -15,7 +14,7 @@ from django.views.decorators.http import require_POST
 
 from garrison.accounts.roles import Capability
 from garrison.accounts.selectors import capabilities_in
-from garrison.core.exceptions import StateConflict
+from garrison.core.forms import form_errors_to_messages, run_service
 from threatmodel import selectors, services
 from threatmodel.catalog import COMPONENT_TYPES, STRIDE_CATEGORIES
 from threatmodel.dfd import DiagramUnavailable, diagram_svg
@@ -44,30 +43,6 @@ REGISTER_SORTS = {
 
 def _back(version: ThreatModelVersion, anchor: str = "") -> HttpResponse:
     return redirect(reverse("threatmodel:version-detail", kwargs={"pk": version.pk}) + (f"#{anchor}" if anchor else ""))
-
-
-def _attempt(request: HttpRequest, action: Callable[[], Any], success: str, form: Any = None) -> bool:
-    """Run a service call; report domain errors as messages or form errors. True on success."""
-    try:
-        action()
-    except ValidationError as error:
-        if form is not None and hasattr(error, "error_dict"):
-            for field, field_errors in error.message_dict.items():
-                for message in field_errors:
-                    form.add_error(field if field in form.fields else None, message)
-        messages.error(request, " ".join(error.messages))
-        return False
-    except StateConflict as error:
-        messages.error(request, str(error))
-        return False
-    messages.success(request, success)
-    return True
-
-
-def _form_errors(request: HttpRequest, form: Any) -> None:
-    for field, errors in form.errors.items():
-        label = form.fields[field].label or field.replace("_", " ") if field in form.fields else ""
-        messages.error(request, f"{label.capitalize() + ': ' if label else ''}{' '.join(errors)}")
 
 
 @login_required
@@ -157,7 +132,7 @@ def version_start_draft(request: HttpRequest, pk: int) -> HttpResponse:
     """Start a new draft copied from this threat model's latest version."""
     version = _editable_version(request, pk)
     created: list[ThreatModelVersion] = []
-    ok = _attempt(
+    ok = run_service(
         request,
         lambda: created.append(services.version_start_draft(actor=request.user, threat_model=version.threat_model)),
         "New draft started.",
@@ -172,7 +147,7 @@ def version_submit(request: HttpRequest, pk: int) -> HttpResponse:
     version = _editable_version(request, pk)
     form = SubmitForm(request.POST)
     form.is_valid()
-    _attempt(
+    run_service(
         request,
         lambda: services.version_submit(
             actor=request.user, version=version, summary=form.cleaned_data.get("summary", "")
@@ -189,17 +164,17 @@ def version_review(request: HttpRequest, pk: int) -> HttpResponse:
     version = selectors.version_get(user=request.user, id=pk, capability=Capability.APPROVE)
     form = ReviewForm(request.POST)
     if not form.is_valid():
-        _form_errors(request, form)
+        form_errors_to_messages(request, form)
         return _back(version)
     note = form.cleaned_data["note"]
     if form.cleaned_data["decision"] == "approve":
-        _attempt(
+        run_service(
             request,
             lambda: services.version_approve(actor=request.user, version=version, note=note),
             f"Version {version.number} approved.",
         )
     else:
-        _attempt(
+        run_service(
             request,
             lambda: services.version_send_back(actor=request.user, version=version, note=note),
             f"Version {version.number} sent back to draft.",
@@ -214,13 +189,13 @@ def boundary_add(request: HttpRequest, pk: int) -> HttpResponse:
     version = _editable_version(request, pk)
     form = BoundaryForm(request.POST)
     if form.is_valid():
-        _attempt(
+        run_service(
             request,
             lambda: services.boundary_create(actor=request.user, version=version, **form.cleaned_data),
             f"Added trust boundary {form.cleaned_data['name']}.",
         )
     else:
-        _form_errors(request, form)
+        form_errors_to_messages(request, form)
     return _back(version, "elements")
 
 
@@ -231,13 +206,13 @@ def component_add(request: HttpRequest, pk: int) -> HttpResponse:
     version = _editable_version(request, pk)
     form = ComponentForm(request.POST, version=version)
     if form.is_valid():
-        _attempt(
+        run_service(
             request,
             lambda: services.component_create(actor=request.user, version=version, **form.cleaned_data),
             f"Added {form.cleaned_data['name']}; review its suggested threats below.",
         )
     else:
-        _form_errors(request, form)
+        form_errors_to_messages(request, form)
     return _back(version, "elements")
 
 
@@ -248,13 +223,13 @@ def flow_add(request: HttpRequest, pk: int) -> HttpResponse:
     version = _editable_version(request, pk)
     form = FlowForm(request.POST, version=version)
     if form.is_valid():
-        _attempt(
+        run_service(
             request,
             lambda: services.flow_create(actor=request.user, version=version, **form.cleaned_data),
             "Added the data flow; review its suggested threats below.",
         )
     else:
-        _form_errors(request, form)
+        form_errors_to_messages(request, form)
     return _back(version, "elements")
 
 
@@ -270,7 +245,7 @@ def element_delete(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
         "threat": services.threat_delete,
         "control": services.control_delete,
     }[kind]
-    _attempt(request, lambda: delete(actor=request.user, **{kind: element}), f"Deleted {element}.")
+    run_service(request, lambda: delete(actor=request.user, **{kind: element}), f"Deleted {element}.")
     return _back(element.version, "threats" if kind in ("threat", "control") else "elements")
 
 
@@ -282,13 +257,13 @@ def threat_decide(request: HttpRequest, pk: int) -> HttpResponse:
     form = ThreatDecisionForm(request.POST)
     if form.is_valid():
         label = "accepted" if form.cleaned_data["status"] == ThreatStatus.ACCEPTED else "marked not applicable"
-        _attempt(
+        run_service(
             request,
             lambda: services.threat_decide(actor=request.user, threat=threat, **form.cleaned_data),
             f"'{threat.title}' {label}.",
         )
     else:
-        _form_errors(request, form)
+        form_errors_to_messages(request, form)
     return _back(threat.version, f"threat-{threat.pk}")
 
 
@@ -301,13 +276,13 @@ def threat_add(request: HttpRequest, pk: int) -> HttpResponse:
     if form.is_valid():
         data = dict(form.cleaned_data)
         element = data.pop("element")
-        _attempt(
+        run_service(
             request,
             lambda: services.threat_create(actor=request.user, version=version, **data, **element),
             f"Added threat '{data['title']}'.",
         )
     else:
-        _form_errors(request, form)
+        form_errors_to_messages(request, form)
     return _back(version, "threats")
 
 
@@ -319,7 +294,7 @@ def threat_edit(request: HttpRequest, pk: int) -> HttpResponse:
     form = ThreatEditForm(request.POST or None, initial=initial)
     if request.method == "POST":
         selectors.element_get(user=request.user, kind="threat", id=pk, capability=Capability.EDIT)
-        if form.is_valid() and _attempt(
+        if form.is_valid() and run_service(
             request,
             lambda: services.threat_update(actor=request.user, threat=threat, **form.cleaned_data),
             f"Saved '{form.cleaned_data['title']}'.",
@@ -350,13 +325,13 @@ def threat_accept_risk(request: HttpRequest, pk: int) -> HttpResponse:
     threat = selectors.element_get(user=request.user, kind="threat", id=pk, capability=Capability.APPROVE)
     form = RiskAcceptanceForm(request.POST)
     if form.is_valid():
-        _attempt(
+        run_service(
             request,
             lambda: services.threat_accept_risk(actor=request.user, threat=threat, **form.cleaned_data),
             f"Residual risk of '{threat.title}' accepted until {form.cleaned_data['expires']}.",
         )
     else:
-        _form_errors(request, form)
+        form_errors_to_messages(request, form)
     return _back(threat.version, f"threat-{threat.pk}")
 
 
@@ -385,7 +360,7 @@ def control_form(request: HttpRequest, pk: int, control_id: int | None = None) -
                     return services.control_create(actor=request.user, version=version, threats=threats, **data)
                 return services.control_update(actor=request.user, control=control, threats=threats, **data)
 
-            if _attempt(request, action, f"Saved control '{data['name']}'.", form=form):
+            if run_service(request, action, f"Saved control '{data['name']}'.", form=form):
                 return _back(version, "controls")
     return render(
         request,

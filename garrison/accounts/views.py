@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 from garrison.accounts import selectors, services
 from garrison.accounts.forms import MemberAddForm, MemberRoleForm, TokenCreateForm
 from garrison.accounts.roles import Capability
+from garrison.core.forms import add_service_errors
 
 
 class LoginView(auth_views.LoginView):
@@ -24,13 +25,6 @@ class LoginView(auth_views.LoginView):
 
 class LogoutView(auth_views.LogoutView):
     """Sign out (POST only)."""
-
-
-def _add_errors(form, error: ValidationError) -> None:
-    for field, messages_ in error.message_dict.items():
-        target = field if field in form.fields else None
-        for message in messages_:
-            form.add_error(target, message)
 
 
 @login_required
@@ -79,7 +73,7 @@ def member_add(request: HttpRequest, team: str) -> HttpResponse:
         try:
             services.membership_add(actor=request.user, team=team_obj, **form.cleaned_data)
         except ValidationError as error:
-            _add_errors(form, error)
+            add_service_errors(form, error)
         else:
             messages.success(request, f"Added {form.cleaned_data['username']} as {form.cleaned_data['role']}.")
             return redirect("accounts:team-detail", team=team)
@@ -130,7 +124,7 @@ def token_create(request: HttpRequest, team: str) -> HttpResponse:
         try:
             token, secret = services.api_token_create(actor=request.user, team=team_obj, **form.cleaned_data)
         except ValidationError as error:
-            _add_errors(form, error)
+            add_service_errors(form, error)
         else:
             # Shown on the next page only: the session copy is popped when displayed.
             request.session["new_token"] = {"name": token.name, "secret": secret}
