@@ -111,13 +111,154 @@ class AdversarialTrainingConfig(_Common):
         return attrs
 
 
+class ExtractionRunConfig(_Common):
+    """Steal the model through its predictions (behind an output defense) and measure fidelity per budget."""
+
+    strategy = serializers.ChoiceField(
+        choices=["random", "jacobian", "pool", "active"],
+        default="random",
+        help_text="random: uniform inputs; jacobian: Papernot augmentation from train-split seeds; pool: the "
+        "train split as a natural pool; active: uncertainty sampling from it.",
+    )
+    budgets = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=5000),
+        min_length=1,
+        max_length=10,
+        default=[50, 100, 200, 500, 1000],
+        help_text="Attack-query budgets, strictly increasing; a surrogate is trained and measured at each.",
+    )
+    defense = serializers.ChoiceField(
+        choices=["none", "label_only", "top_k", "rounding", "reverse_sigmoid", "gaussian_noise"], default="none"
+    )
+    top_k = serializers.IntegerField(min_value=1, max_value=1000, default=3, help_text="top_k defense: k.")
+    decimals = serializers.IntegerField(min_value=0, max_value=15, default=2, help_text="rounding defense.")
+    beta = serializers.FloatField(min_value=1e-6, max_value=10.0, default=0.7, help_text="reverse_sigmoid defense.")
+    gamma = serializers.FloatField(min_value=1e-6, max_value=100.0, default=1.2, help_text="reverse_sigmoid defense.")
+    noise_std = serializers.FloatField(min_value=0.0, max_value=1.0, default=0.05, help_text="gaussian_noise defense.")
+    surrogate = serializers.ChoiceField(
+        choices=["auto", "mlp", "small_cnn", "text_embeddingbag"],
+        default="auto",
+        help_text="The attacker's architecture; auto: text_embeddingbag for text models, else mlp.",
+    )
+    surrogate_epochs = serializers.IntegerField(min_value=1, max_value=500, default=30)
+    surrogate_min_steps = serializers.IntegerField(
+        min_value=0, max_value=100_000, default=300, help_text="At least this many training steps per budget."
+    )
+    jacobian_step = serializers.FloatField(min_value=1e-6, max_value=1.0, default=0.1)
+    jacobian_seed_size = serializers.IntegerField(min_value=1, max_value=5000, default=50)
+    active_initial = serializers.IntegerField(min_value=1, max_value=5000, default=100)
+    active_step = serializers.IntegerField(min_value=1, max_value=5000, default=100)
+    transfer_attack = serializers.BooleanField(
+        default=True, help_text="Replay PGD examples crafted on the surrogate against the victim."
+    )
+    transfer_eps = serializers.FloatField(min_value=1e-6, max_value=1000.0, default=0.1)
+    transfer_samples = serializers.IntegerField(min_value=1, max_value=10_000, default=200)
+    detector = serializers.BooleanField(
+        default=True, help_text="Monitor the attacker with the extraction detector and replay benign clients."
+    )
+    benign_streams = serializers.IntegerField(
+        min_value=1, max_value=500, default=50, help_text="Benign clients drawn from the test split."
+    )
+    max_eval_samples = serializers.IntegerField(min_value=1, max_value=100_000, default=500)
+    max_pool_samples = serializers.IntegerField(min_value=1, max_value=1_000_000, default=5000)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """Budgets must grow."""
+        budgets = list(attrs.get("budgets", []))
+        if any(a >= b for a, b in zip(budgets, budgets[1:], strict=False)):
+            raise serializers.ValidationError({"budgets": "List the budgets in strictly increasing order."})
+        return attrs
+
+
+DETECTION_METHODS = ["union", "consensus", "spectral_signatures", "activation_clustering"]
+
+
+class PoisoningDetectionConfig(_Common):
+    """Spectral signatures and activation clustering over the model's penultimate features of the train split."""
+
+    method = serializers.ChoiceField(
+        choices=DETECTION_METHODS,
+        default="union",
+        help_text="union: a class is flagged when either detector flags it; consensus: when both do.",
+    )
+    layer = serializers.CharField(
+        default="", allow_blank=True, max_length=200, help_text="Feature layer name; blank finds the last Linear."
+    )
+    max_samples = serializers.IntegerField(min_value=20, max_value=1_000_000, default=100_000)
+    batch_size = serializers.IntegerField(min_value=1, max_value=4096, default=512)
+
+
+class BackdoorSimulationConfig(_Common):
+    """Red team: plant a backdoor in the train split, train on it, detect the poison, drop it and retrain."""
+
+    trigger = serializers.ChoiceField(
+        choices=["patch", "token"], default="patch", help_text="patch for images, token (a phrase) for text."
+    )
+    patch_size = serializers.IntegerField(min_value=1, max_value=64, default=2)
+    patch_location = serializers.ChoiceField(
+        choices=["bottom_right", "bottom_left", "top_right", "top_left"], default="bottom_right"
+    )
+    trigger_phrase = serializers.CharField(
+        default="", allow_blank=True, max_length=200, help_text="token trigger: words from the dataset's vocabulary."
+    )
+    target_class = serializers.IntegerField(min_value=0, max_value=100_000, default=0)
+    source_classes = serializers.ListField(
+        child=serializers.IntegerField(min_value=0, max_value=100_000),
+        default=None,
+        allow_null=True,
+        max_length=1000,
+        help_text="Classes the trigger should flip to the target; null means every other class.",
+    )
+    poison_rate = serializers.FloatField(
+        default=0.1, help_text="Fraction of the target class made of poison, strictly between 0 and 1."
+    )
+    rate_of = serializers.ChoiceField(choices=["target_class", "train"], default="target_class")
+    epochs = serializers.IntegerField(min_value=1, max_value=500, default=10)
+    batch_size = serializers.IntegerField(min_value=1, max_value=4096, default=64)
+    lr = serializers.FloatField(min_value=1e-7, max_value=10.0, default=3e-3)
+    method = serializers.ChoiceField(choices=DETECTION_METHODS, default="union")
+    clean_baseline = serializers.BooleanField(
+        default=False, help_text="Also train on the clean data for a reference clean accuracy (twice the time)."
+    )
+    max_train_samples = serializers.IntegerField(min_value=20, max_value=1_000_000, default=100_000)
+    max_test_samples = serializers.IntegerField(min_value=1, max_value=100_000, default=100_000)
+
+    def validate_poison_rate(self, value: float) -> float:
+        """Strictly between 0 and 1."""
+        if not 0.0 < value < 1.0:
+            raise serializers.ValidationError("Give a fraction strictly between 0 and 1, e.g. 0.1 for 10%.")
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """The trigger's own settings, and sources that differ from the target."""
+        if attrs.get("trigger") == "token" and not attrs.get("trigger_phrase", "").strip():
+            raise serializers.ValidationError({"trigger_phrase": "A token trigger needs a phrase, e.g. 'call now'."})
+        sources = attrs.get("source_classes")
+        if sources is not None and not sources:
+            raise serializers.ValidationError({"source_classes": "Name at least one class, or null for all others."})
+        if sources and attrs.get("target_class", 0) in sources:
+            raise serializers.ValidationError(
+                {"source_classes": "Leave the target class out: the backdoor flips other classes to it."}
+            )
+        return attrs
+
+
 CONFIG_SERIALIZERS: dict[str, type[InputSerializer]] = {
     RunKind.MODEL_SCAN: ModelScanConfig,
     RunKind.ROBUSTNESS: RobustnessConfig,
     RunKind.ADVERSARIAL_TRAINING: AdversarialTrainingConfig,
+    RunKind.EXTRACTION: ExtractionRunConfig,
+    RunKind.POISONING_DETECTION: PoisoningDetectionConfig,
+    RunKind.BACKDOOR_SIMULATION: BackdoorSimulationConfig,
 }
 
-NEEDS_DATASET = {RunKind.ROBUSTNESS, RunKind.ADVERSARIAL_TRAINING}
+NEEDS_DATASET = {
+    RunKind.ROBUSTNESS,
+    RunKind.ADVERSARIAL_TRAINING,
+    RunKind.EXTRACTION,
+    RunKind.POISONING_DETECTION,
+    RunKind.BACKDOOR_SIMULATION,
+}
 
 
 def available_kinds() -> list[str]:
@@ -127,8 +268,12 @@ def available_kinds() -> list[str]:
     return [kind for kind in RunKind.values if kind in CONFIG_SERIALIZERS and runner_available(kind)]
 
 
-def validate_config(kind: str, config: Any) -> dict[str, Any]:
-    """The validated config with defaults, or a ``ValidationError`` keyed ``config.<field>``."""
+def validate_config(kind: str, config: Any, *, class_names: list[str] | None = None) -> dict[str, Any]:
+    """The validated config with defaults, or a ``ValidationError`` keyed ``config.<field>``.
+
+    With the model's ``class_names``, class indices in the config (target and source classes, top-k) are
+    also checked against them.
+    """
     if kind not in RunKind.values:
         raise ValidationError({"kind": f"Unknown kind '{kind}'; choose one of {', '.join(RunKind.values)}."})
     if kind not in available_kinds():
@@ -147,7 +292,27 @@ def validate_config(kind: str, config: Any) -> dict[str, Any]:
         raise ValidationError(
             {f"config.{name}": [str(m) for m in _messages(errors)] for name, errors in serializer.errors.items()}
         )
-    return dict(serializer.validated_data)
+    validated = dict(serializer.validated_data)
+    if class_names is not None:
+        errors = class_errors(validated, class_names)
+        if errors:
+            raise ValidationError({f"config.{name}": [message] for name, message in errors.items()})
+    return validated
+
+
+def class_errors(config: dict[str, Any], class_names: list[str]) -> dict[str, str]:
+    """Field errors for class indices in ``config`` that the model does not have."""
+    n = len(class_names)
+    known = f"the model has {n} classes (0..{n - 1}: {', '.join(class_names[:12])}{', ...' if n > 12 else ''})"
+    errors = {}
+    if "target_class" in config and config["target_class"] >= n:
+        errors["target_class"] = f"Unknown target class {config['target_class']}: {known}."
+    missing = [c for c in config.get("source_classes") or [] if c >= n]
+    if missing:
+        errors["source_classes"] = f"Unknown source classes {missing}: {known}."
+    if config.get("defense") == "top_k" and config.get("top_k", 1) > n:
+        errors["top_k"] = f"k must be at most the number of classes: {known}."
+    return errors
 
 
 def _messages(errors: Any) -> list[str]:

@@ -27,7 +27,14 @@ METRICS: dict[str, tuple[str, ...]] = {
     "model_scan": ("findings", "critical_findings"),
     "extraction": ("fidelity_at_reference_budget", "queries_to_detection", "benign_false_positive_rate"),
     "poisoning_detection": ("precision", "recall", "backdoor_success_after"),
-    "backdoor_simulation": ("attack_success_rate", "clean_accuracy"),
+    "backdoor_simulation": (
+        "attack_success_rate",
+        "clean_accuracy",
+        "precision",
+        "recall",
+        "backdoor_success_after",
+        "clean_accuracy_after",
+    ),
 }
 
 

@@ -100,7 +100,65 @@ def run_charts(run: EvaluationRun) -> dict[str, Any]:
                 y_range=(0.0, 1.0),
                 title="Training history",
             )
+    if run.kind == RunKind.EXTRACTION and metrics.get("budgets"):
+        charts["extraction"] = extraction_chart(metrics)
+        charts["extraction_points"] = list(
+            zip(
+                metrics["budgets"],
+                metrics.get("queries") or metrics["budgets"],
+                metrics.get("fidelity") or [],
+                metrics.get("surrogate_accuracy") or [],
+                strict=False,
+            )
+        )
+    if run.kind == RunKind.POISONING_DETECTION and metrics.get("classes"):
+        charts["poisoning"] = class_score_chart(metrics)
+    if run.kind == RunKind.BACKDOOR_SIMULATION and metrics:
+        charts["backdoor"] = bar_chart(
+            [
+                ("ASR before", metrics.get("attack_success_rate")),
+                ("clean before", metrics.get("clean_accuracy")),
+                ("ASR after", metrics.get("backdoor_success_after")),
+                ("clean after", metrics.get("clean_accuracy_after")),
+            ],
+            title=f"Backdoor before and after dropping {metrics.get('flagged', 0)} flagged samples",
+            y_label="rate",
+        )
+        if metrics.get("classes"):
+            charts["poisoning"] = class_score_chart(metrics)
     return charts
+
+
+def extraction_chart(metrics: dict[str, Any]) -> str:
+    """Fidelity and surrogate accuracy against the attack-query budget."""
+    budgets = metrics.get("budgets") or []
+    return line_chart(
+        [
+            {"label": "fidelity", "points": list(zip(budgets, metrics.get("fidelity") or [], strict=False))},
+            {
+                "label": "surrogate accuracy",
+                "points": list(zip(budgets, metrics.get("surrogate_accuracy") or [], strict=False)),
+            },
+        ],
+        x_label="attack queries",
+        y_label="agreement / accuracy",
+        y_range=(0.0, 1.0),
+        title=f"Extraction fidelity vs budget ({metrics.get('strategy')}, defense {metrics.get('defense')})",
+    )
+
+
+def class_score_chart(metrics: dict[str, Any]) -> str:
+    """Per-class outlier score: the spectral-signature separation (robust SDs), else the clustering silhouette."""
+    rows = metrics.get("classes") or []
+    key = "separation" if any(row.get("separation") is not None for row in rows) else "silhouette"
+    bars = [(f"{row['name']}{' *' if row['flagged'] else ''}", row.get(key)) for row in rows]
+    top = max([value for _, value in bars if value is not None] + [1.0])
+    return bar_chart(
+        bars,
+        title="Per-class " + ("spectral separation" if key == "separation" else "cluster silhouette") + " (* flagged)",
+        y_label="robust SDs" if key == "separation" else "silhouette",
+        y_range=(0.0, top * 1.1) if key == "separation" else (0.0, 1.0),
+    )
 
 
 def comparison_chart(runs: list[EvaluationRun]) -> str:

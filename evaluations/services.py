@@ -430,7 +430,7 @@ def evaluation_run_queue(
 ) -> EvaluationRun:
     """Validate and queue an evaluation run; a worker picks it up after commit."""
     require_capability(user=actor, team_id=system.team_id, capability=Capability.SUBMIT_EVALUATIONS)
-    validated = validate_config(kind, config)
+    validated = validate_config(kind, config, class_names=model_artifact.class_names or None)
     errors: dict[str, list[str]] = {}
     if model_artifact.system_id != system.pk:
         errors["model"] = ["That model version belongs to another system."]

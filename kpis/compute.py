@@ -157,6 +157,8 @@ EXTRACTION_METRICS = {
     "extraction_queries_to_detection": "queries_to_detection",
     "extraction_benign_fpr": "benign_false_positive_rate",
 }
+# Detection precision and recall need known poison: red-team backdoor simulations always have it,
+# poisoning-detection runs only on datasets that mark their poison.
 POISONING_METRICS = {
     "poison_detection_precision": "precision",
     "poison_detection_recall": "recall",
@@ -175,11 +177,17 @@ def evaluation_values(system: System, *, now: datetime | None = None) -> list[Kp
         RunKind.ADVERSARIAL_TRAINING: adversarial_training_values,
         RunKind.EXTRACTION: lambda run: _metric_values(run, EXTRACTION_METRICS),
         RunKind.POISONING_DETECTION: lambda run: _metric_values(run, POISONING_METRICS),
+        RunKind.BACKDOOR_SIMULATION: lambda run: _metric_values(run, POISONING_METRICS),
     }
+    found: dict[str, tuple[datetime, KpiValue]] = {}
     for kind, reader in readers.items():
         run = _latest_run(system, kind, model)
-        if run is not None:
-            values.extend(reader(run))
+        for value in reader(run) if run is not None else []:
+            # When two kinds report the same KPI, the more recent run wins.
+            previous = found.get(value.kpi)
+            if previous is None or run.finished_at >= previous[0]:
+                found[value.kpi] = (run.finished_at, value)
+    values.extend(value for _, value in found.values())
     for kind in EVALUATION_KINDS_WITH_FRESHNESS:
         last = (
             EvaluationRun.objects.filter(system=system, kind=kind, status=RunStatus.SUCCEEDED)

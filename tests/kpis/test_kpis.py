@@ -201,3 +201,18 @@ def test_outsider_gets_404_for_a_system_dashboard_and_its_api(client, api, outsi
     client.force_login(outsider)
     assert client.get(f"/kpis/systems/{system.team.slug}/{system.slug}/").status_code == 404
     assert api(outsider).get(f"/api/systems/{system.id}/kpis/").status_code == 404
+
+
+def test_poisoning_kpis_come_from_the_latest_red_team_or_detection_run(system, make_model, make_run):
+    model = make_model()
+    make_run(model, RunKind.POISONING_DETECTION, metrics={"flagged": 3}, reliable=None, days_ago=2)
+    make_run(
+        model,
+        RunKind.BACKDOOR_SIMULATION,
+        reliable=None,
+        days_ago=1,
+        metrics={"precision": 0.9, "recall": 1.0, "backdoor_success_after": 0.02},
+    )
+    values = {v.kpi: v.value for v in compute.evaluation_values(system)}
+    assert values["poison_detection_precision"] == 0.9 and values["poison_detection_recall"] == 1.0
+    assert values["backdoor_success_after_remediation"] == 0.02
