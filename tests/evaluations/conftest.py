@@ -193,7 +193,7 @@ class Worker:
 
 
 @pytest.fixture(params=["filesystem", "external"])
-def broker(request, tmp_path) -> Iterator[tuple[str, Path]]:
+def broker(request, tmp_path, monkeypatch) -> Iterator[tuple[str, Path]]:
     """The broker the test process publishes to and the worker consumes from."""
     from garrison.celery import app, broker_transport_options
 
@@ -204,6 +204,8 @@ def broker(request, tmp_path) -> Iterator[tuple[str, Path]]:
         if not url or url.startswith("filesystem://"):
             pytest.skip("CELERY_BROKER_URL is not set to a broker server; set it (e.g. redis://127.0.0.1:6379/0)")
     broker_dir = tmp_path / "broker"
+    # Celery lets the CELERY_BROKER_URL variable override the configured URL, so set both.
+    monkeypatch.setenv("CELERY_BROKER_URL", url)
     saved = (app.conf.broker_url, app.conf.broker_transport_options)
     app.conf.broker_url = url
     app.conf.broker_transport_options = broker_transport_options(url, broker_dir)
