@@ -108,6 +108,16 @@ class Incident(models.Model):
         """Detection to closure."""
         return self.closed_at - self.detected_at if self.closed_at else None
 
+    @property
+    def time_to_remediate_label(self) -> str:
+        """Detection to closure in days and hours, for people."""
+        elapsed = self.time_to_remediate
+        if elapsed is None:
+            return ""
+        hours = int(elapsed.total_seconds() // 3600)
+        days, hours = divmod(hours, 24)
+        return f"{days} d {hours} h" if days else f"{hours} h"
+
 
 class TimelineEntry(models.Model):
     """One step of what happened, optionally mapped to an ATLAS tactic and technique."""
