@@ -13,10 +13,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.django_db(tra
 
 
 @pytest.fixture
-def worker(settings, tmp_path):
+def worker(settings, tmp_path, monkeypatch):
     """A worker on a private filesystem broker, sharing the test database and media root."""
     from garrison.celery import app, broker_transport_options
 
+    # Celery lets the CELERY_BROKER_URL variable override the configured URL, so set both.
+    monkeypatch.setenv("CELERY_BROKER_URL", "filesystem://")
     settings.MEDIA_ROOT = tmp_path / "media"
     broker_dir = tmp_path / "broker"
     saved = (app.conf.broker_url, app.conf.broker_transport_options)
