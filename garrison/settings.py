@@ -255,6 +255,17 @@ SPECTACULAR_SETTINGS = {
         "ControlStatusEnum": "threatmodel.models.ControlStatus",
         "AtlasKindEnum": "threatmodel.models.AtlasKind",
         "ImportFormatEnum": "threatmodel.interchange.FORMAT_CHOICES",
+        "ModelFormatEnum": "evaluations.models.ModelFormat",
+        "ScanStatusEnum": "evaluations.models.ScanStatus",
+        "DatasetKindEnum": "evaluations.models.DatasetKind",
+        "DatasetStatusEnum": "evaluations.models.DatasetStatus",
+        "ReferenceDatasetEnum": "evaluations.models.ReferenceDataset",
+        "RunKindEnum": "evaluations.models.RunKind",
+        "RunStatusEnum": "evaluations.models.RunStatus",
+        "RunArtifactKindEnum": "evaluations.models.RunArtifactKind",
+        "IncidentStatusEnum": "incidents.models.IncidentStatus",
+        "ReportKindEnum": "incidents.models.ReportKind",
+        "GateFormatEnum": ["json", "junit", "sarif"],
     },
 }
 

@@ -11,6 +11,7 @@ api_patterns = [
     path("", include("garrison.audit.api.urls")),
     path("", include("threatmodel.api.urls")),
     path("", include("kpis.api.urls")),
+    path("", include("incidents.api.urls")),
     path("", include("evaluations.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
