@@ -61,18 +61,38 @@ def cell_for(definition: KpiDefinition, current: CurrentValue | None, bounds: tu
     return Cell(definition, value, status, bounds, source, current.reliable if current else None, current, note)
 
 
-@dataclass
 class SystemRow:
-    """A system with its KPI cells, for the portfolio."""
+    """A system with its KPI cells, for the portfolio; cells are built only for rows that are shown."""
 
-    system: System
-    cells: dict[str, Cell]
+    def __init__(self, system: System, current: dict[str, CurrentValue], book: ThresholdBook) -> None:
+        self.system, self._current, self._book = system, current, book
+        self._cells: dict[str, Cell] | None = None
+        statuses = []
+        for definition in KPIS:
+            bounds, _ = book.bounds(system, definition)
+            value = current.get(definition.key)
+            status = classify(definition, value.value if value else None, bounds)
+            if value is not None and value.reliable is False and status == GREEN:
+                status = AMBER
+            statuses.append(status)
+        # Sort key: most reds, then most ambers, then most unknowns first.
+        self.worst = (-statuses.count("red"), -statuses.count("amber"), -statuses.count(UNKNOWN))
 
     @property
-    def worst(self) -> tuple[int, int, int]:
-        """Sort key: most reds, then most ambers, then most unknowns first."""
-        statuses = [c.status for c in self.cells.values()]
-        return (-statuses.count("red"), -statuses.count("amber"), -statuses.count(UNKNOWN))
+    def cells(self) -> dict[str, Cell]:
+        """Each KPI's cell, keyed by KPI."""
+        if self._cells is None:
+            self._cells = {}
+            for definition in KPIS:
+                bounds, source = self._book.bounds(self.system, definition)
+                self._cells[definition.key] = cell_for(definition, self._current.get(definition.key), bounds, source)
+        return self._cells
+
+    @property
+    def ordered_cells(self) -> list[Cell]:
+        """The cells in catalog order, for table rows."""
+        cells = self.cells
+        return [cells[definition.key] for definition in KPIS]
 
 
 def portfolio(*, user: Any, team_slug: str = "", tier: int | None = None) -> list[SystemRow]:
@@ -86,15 +106,11 @@ def portfolio(*, user: Any, team_slug: str = "", tier: int | None = None) -> lis
     ids = [s.pk for s in systems]
     book = ThresholdBook(list({s.team_id for s in systems}), ids)
     current: dict[int, dict[str, CurrentValue]] = defaultdict(dict)
-    for value in CurrentValue.objects.filter(system_id__in=ids):
+    for value in CurrentValue.objects.filter(system_id__in=ids).only(
+        "system_id", "kpi", "value", "reliable", "measured_at", "measurement_id"
+    ):
         current[value.system_id][value.kpi] = value
-    rows = []
-    for system in systems:
-        cells = {}
-        for definition in KPIS:
-            bounds, source = book.bounds(system, definition)
-            cells[definition.key] = cell_for(definition, current[system.pk].get(definition.key), bounds, source)
-        rows.append(SystemRow(system, cells))
+    rows = [SystemRow(system, current[system.pk], book) for system in systems]
     rows.sort(key=lambda row: (row.worst, row.system.name))
     return rows
 

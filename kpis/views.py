@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -19,6 +20,8 @@ from kpis.forms import GatePolicyForm, ThresholdForm
 from kpis.models import GateDecision
 from threatmodel.selectors import system_get
 
+PORTFOLIO_PAGE_SIZE = 50
+
 
 @login_required
 def portfolio(request: HttpRequest) -> HttpResponse:
@@ -26,11 +29,15 @@ def portfolio(request: HttpRequest) -> HttpResponse:
     team = request.GET.get("team", "")
     tier = request.GET.get("tier", "")
     rows = selectors.portfolio(user=request.user, team_slug=team, tier=int(tier) if tier.isdigit() else None)
+    page = Paginator(rows, PORTFOLIO_PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
     return render(
         request,
         "kpis/portfolio.html",
         {
-            "rows": rows,
+            "page": page,
+            "query": query.urlencode(),
             "kpis": KPIS,
             "groups": GROUPS,
             "teams": team_list(user=request.user),
