@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC := torch==2.13.0
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: run install migrate seed test lint bench worker clean-var
+.PHONY: run install migrate seed test lint bench bench-service clean-var
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,8 +47,17 @@ test: $(VENV)/.installed-test
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 
+# Engine benchmarks side by side with ART, torchattacks and modelscan (docs/benchmarks.md).
 bench: $(VENV)/.installed-bench
 	$(BIN)/python -m benchmarks
+
+# Service benchmarks: dashboards and gate under load, audit PDFs, Celery runs (docs/benchmarks-service.md).
+# They need the local PostgreSQL and Redis.
+bench-service: $(VENV)/.installed-bench
+	scripts/system-packages.sh bench
+	$(BIN)/python -m benchmarks.service_dashboards
+	$(BIN)/python -m benchmarks.service_pdfs
+	$(BIN)/python -m benchmarks.service_runs
 
 clean-var:
 	rm -rf var/

@@ -2,15 +2,18 @@
 # Install the Debian packages a Garrison target needs, only those missing.
 #   scripts/system-packages.sh run    # WeasyPrint's libraries, Graphviz, fonts
 #   scripts/system-packages.sh test   # the above plus chromium (browser tests) and poppler-utils (PDF checks)
+#   scripts/system-packages.sh bench  # the run packages plus wrk (service load benchmarks)
 set -euo pipefail
 
 run_packages=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core graphviz)
 test_packages=("${run_packages[@]}" chromium poppler-utils)
+bench_packages=("${run_packages[@]}" wrk)
 
 case "${1:-run}" in
   run) wanted=("${run_packages[@]}") ;;
   test) wanted=("${test_packages[@]}") ;;
-  *) echo "usage: $0 run|test" >&2; exit 2 ;;
+  bench) wanted=("${bench_packages[@]}") ;;
+  *) echo "usage: $0 run|test|bench" >&2; exit 2 ;;
 esac
 
 missing=()
