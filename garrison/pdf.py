@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from django.contrib.staticfiles import finders
+from django.contrib.staticfiles.storage import staticfiles_storage
+from django.core.exceptions import SuspiciousFileOperation
 from django.template.loader import render_to_string
 from django.utils import timezone
 from weasyprint import HTML
@@ -42,6 +44,17 @@ class RenderedPdf:
     refused_urls: list[str] = field(default_factory=list)
 
 
+def _static_path(relative: str) -> str | None:
+    """The file behind a static URL path: the collected (possibly hashed) file, else the source file."""
+    try:
+        if staticfiles_storage.exists(relative):
+            return staticfiles_storage.path(relative)
+    except (NotImplementedError, SuspiciousFileOperation):
+        pass
+    found = finders.find(relative)
+    return found if isinstance(found, str) else None
+
+
 class LocalOnlyFetcher(URLFetcher):
     """A WeasyPrint URL fetcher that serves static files and data: URIs, nothing else."""
 
@@ -56,7 +69,7 @@ class LocalOnlyFetcher(URLFetcher):
             return super().fetch(url, headers)
         if url.startswith(STATIC_PREFIX):
             relative = url[len(STATIC_PREFIX) :].split("?")[0].split("#")[0]
-            path = finders.find(relative) if relative and ".." not in Path(relative).parts else None
+            path = _static_path(relative) if relative and ".." not in Path(relative).parts else None
             if path:
                 self.served.append(relative)
                 mime = mimetypes.guess_type(path)[0] or "application/octet-stream"

@@ -94,3 +94,23 @@ def test_the_fetcher_refuses_every_url_but_static_files_and_data():
     assert len(fetcher.refused) == 5
     css = fetcher.fetch("https://garrison.internal/static/css/report.css")
     assert b"@page" in css._file_obj.read()
+
+
+def test_pdfs_are_styled_with_hashed_static_files_in_production(settings, tmp_path, template):
+    from django.contrib.staticfiles.storage import staticfiles_storage
+    from django.core.management import call_command
+
+    settings.STATIC_ROOT = tmp_path / "static"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"},
+    }
+    # Django resets the lazy static storage when STORAGES changes.
+    call_command("collectstatic", interactive=False, verbosity=0)
+    fetcher = LocalOnlyFetcher()
+    hashed = staticfiles_storage.url("css/report.css")
+    assert hashed != "/static/css/report.css"  # a hashed name, as in production
+    css = fetcher.fetch("https://garrison.internal" + hashed)
+    assert b"@page" in css._file_obj.read()
+    rendered = render_pdf(template, {"title": "Probe", "user_text": "styled"})
+    assert rendered.refused_urls == []
