@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
@@ -182,21 +183,33 @@ def version_review(request: HttpRequest, pk: int) -> HttpResponse:
     return _back(version)
 
 
-@login_required
-@require_POST
-def boundary_add(request: HttpRequest, pk: int) -> HttpResponse:
-    """Add a trust boundary."""
+def _add_element(
+    request: HttpRequest, pk: int, form: Any, create: Callable[..., Any], success: Callable[[dict], str]
+) -> HttpResponse:
+    """Validate a posted element form and create the element in the draft through its service."""
     version = _editable_version(request, pk)
-    form = BoundaryForm(request.POST)
     if form.is_valid():
         run_service(
             request,
-            lambda: services.boundary_create(actor=request.user, version=version, **form.cleaned_data),
-            f"Added trust boundary {form.cleaned_data['name']}.",
+            lambda: create(actor=request.user, version=version, **form.cleaned_data),
+            success(form.cleaned_data),
         )
     else:
         form_errors_to_messages(request, form)
     return _back(version, "elements")
+
+
+@login_required
+@require_POST
+def boundary_add(request: HttpRequest, pk: int) -> HttpResponse:
+    """Add a trust boundary."""
+    return _add_element(
+        request,
+        pk,
+        BoundaryForm(request.POST),
+        services.boundary_create,
+        lambda data: f"Added trust boundary {data['name']}.",
+    )
 
 
 @login_required
@@ -204,16 +217,13 @@ def boundary_add(request: HttpRequest, pk: int) -> HttpResponse:
 def component_add(request: HttpRequest, pk: int) -> HttpResponse:
     """Add a component; the catalog's threats for its type are suggested."""
     version = _editable_version(request, pk)
-    form = ComponentForm(request.POST, version=version)
-    if form.is_valid():
-        run_service(
-            request,
-            lambda: services.component_create(actor=request.user, version=version, **form.cleaned_data),
-            f"Added {form.cleaned_data['name']}; review its suggested threats below.",
-        )
-    else:
-        form_errors_to_messages(request, form)
-    return _back(version, "elements")
+    return _add_element(
+        request,
+        pk,
+        ComponentForm(request.POST, version=version),
+        services.component_create,
+        lambda data: f"Added {data['name']}; review its suggested threats below.",
+    )
 
 
 @login_required
@@ -221,16 +231,13 @@ def component_add(request: HttpRequest, pk: int) -> HttpResponse:
 def flow_add(request: HttpRequest, pk: int) -> HttpResponse:
     """Add a data flow."""
     version = _editable_version(request, pk)
-    form = FlowForm(request.POST, version=version)
-    if form.is_valid():
-        run_service(
-            request,
-            lambda: services.flow_create(actor=request.user, version=version, **form.cleaned_data),
-            "Added the data flow; review its suggested threats below.",
-        )
-    else:
-        form_errors_to_messages(request, form)
-    return _back(version, "elements")
+    return _add_element(
+        request,
+        pk,
+        FlowForm(request.POST, version=version),
+        services.flow_create,
+        lambda data: "Added the data flow; review its suggested threats below.",
+    )
 
 
 @login_required
