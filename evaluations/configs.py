@@ -40,13 +40,17 @@ class ModelScanConfig(_Common):
 class RobustnessConfig(_Common):
     """An epsilon sweep of one attack over (a sample of) the dataset's test split."""
 
-    attack = serializers.ChoiceField(choices=["fgsm", "pgd", "apgd", "square"], default="pgd")
+    attack = serializers.ChoiceField(
+        choices=["fgsm", "pgd", "apgd", "square", "text"],
+        default="pgd",
+        help_text="'text' is the score-based word-substitution attack for token-id (text) models.",
+    )
     epsilons = serializers.ListField(
         child=serializers.FloatField(min_value=0.0, max_value=1000.0),
         min_length=1,
         max_length=20,
         default=[0.0, 0.05, 0.1, 0.2],
-        help_text="Budgets in input units; 0 measures clean accuracy.",
+        help_text="Budgets in input units; 0 measures clean accuracy. For the text attack: word edits (0, 1, 2, ...).",
     )
     norm = serializers.ChoiceField(choices=["linf", "l2"], default="linf")
     steps = serializers.IntegerField(min_value=1, max_value=1000, default=10, help_text="PGD/APGD steps.")
@@ -73,6 +77,10 @@ class RobustnessConfig(_Common):
         """Cross-field rules."""
         if attrs.get("attack") == "square" and attrs.get("norm") == "l2":
             raise serializers.ValidationError({"norm": "Square supports only 'linf'."})
+        if attrs.get("attack") == "text" and any(e != int(e) or e > 50 for e in attrs.get("epsilons", [])):
+            raise serializers.ValidationError(
+                {"epsilons": "For the text attack the budgets are whole numbers of word edits, e.g. [0, 1, 2, 3]."}
+            )
         if attrs.get("attack") == "fgsm" and attrs.get("norm") == "l2":
             raise serializers.ValidationError({"norm": "FGSM is an Linf attack; use 'pgd' for L2."})
         if sorted(attrs.get("epsilons", [])) != list(attrs.get("epsilons", [])):

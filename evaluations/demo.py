@@ -155,6 +155,22 @@ def seed_spam_model(*, actor: Any, team: Team) -> ModelArtifact | None:
     if artifact.scan_status == ScanStatus.PENDING:
         scan_model_artifact.run(artifact.pk)
         artifact.refresh_from_db()
+    if (
+        artifact.scan_status == ScanStatus.CLEAN
+        and not EvaluationRun.objects.filter(model_artifact=artifact, kind=RunKind.ROBUSTNESS).exists()
+    ):
+        from evaluations.execution import execute
+
+        dataset = services.dataset_register_reference(actor=actor, system=system, reference_name="sms_spam")
+        run = services.evaluation_run_queue(
+            actor=actor,
+            system=system,
+            kind=RunKind.ROBUSTNESS,
+            model_artifact=artifact,
+            dataset=dataset,
+            config={"attack": "text", "epsilons": [0, 1, 2, 3], "max_samples": 150, "sanity": "quick"},
+        )
+        execute(run.pk, worker="seed_demo")
     return artifact
 
 

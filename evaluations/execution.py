@@ -203,7 +203,7 @@ def _finish(run: EvaluationRun, attempt: int, outcome: runners.RunOutcome) -> st
                     "points": list(zip(metrics["epsilons"], metrics["robust_accuracy"], strict=True)),
                 }
             ],
-            x_label=f"epsilon ({metrics['norm']})",
+            x_label="word edits" if metrics.get("attack") == "text" else f"epsilon ({metrics['norm']})",
             y_label="accuracy",
             y_range=(0.0, 1.0),
             title=f"{metrics['attack'].upper()} robustness curve",

@@ -467,8 +467,9 @@ class EvidenceRequirement(models.Model):
     threshold = models.FloatField()
     epsilon = models.FloatField(null=True, blank=True, help_text="For per-epsilon robustness metrics.")
     max_age_days = models.PositiveIntegerField(default=30, validators=[MinValueValidator(1)])
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
-                                   related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
@@ -476,5 +477,7 @@ class EvidenceRequirement(models.Model):
 
     def __str__(self) -> str:
         at = f" at eps {self.epsilon:g}" if self.epsilon is not None else ""
-        return (f"{self.get_kind_display()}: {self.metric}{at} {self.get_comparator_display()} {self.threshold:g}, "
-                f"at most {self.max_age_days} days old")
+        return (
+            f"{self.get_kind_display()}: {self.metric}{at} {self.get_comparator_display()} {self.threshold:g}, "
+            f"at most {self.max_age_days} days old"
+        )

@@ -29,6 +29,22 @@ def _samples(run: EvaluationRun) -> list[dict[str, Any]]:
     bounds = tuple(run.model_artifact.input_bounds or (0.0, 1.0))
     names = run.metrics.get("class_names") or []
     shown = []
+
+    def label_name(label: int) -> str:
+        return names[label] if label < len(names) else str(label)
+
+    if samples and "clean_text" in samples[0]:  # token-id (text) data: before/after texts
+        texts = [
+            {
+                "clean_text": sample["clean_text"],
+                "adversarial_text": sample["adversarial_text"],
+                "label": label_name(sample["label"]),
+                "prediction": label_name(sample["adversarial_prediction"]),
+                "fooled": sample["adversarial_prediction"] != sample["label"],
+            }
+            for sample in samples[:8]
+        ]
+        return [{"epsilon": int(float(eps)), "texts": texts}]
     for sample in samples[:8]:
         clean, adversarial = sample["clean"], sample["adversarial"]
         if isinstance(clean, list) and len(clean) == 1:  # one channel
@@ -62,7 +78,7 @@ def run_charts(run: EvaluationRun) -> dict[str, Any]:
     if run.kind == RunKind.ROBUSTNESS and metrics.get("epsilons"):
         charts["curve"] = line_chart(
             [{"label": "robust accuracy", "points": _curve(run)}],
-            x_label=f"epsilon ({metrics.get('norm', '')})",
+            x_label="word edits" if metrics.get("attack") == "text" else f"epsilon ({metrics.get('norm', '')})",
             y_label="accuracy",
             y_range=(0.0, 1.0),
             title=f"Robust accuracy vs epsilon ({str(metrics.get('attack', '')).upper()})",

@@ -11,8 +11,11 @@ app_name = "evaluations"
 urlpatterns = [
     path("", views.run_list, name="run-list"),
     path("controls/<int:control_id>/evidence/", evidence_views.control_evidence, name="control-evidence"),
-    path("controls/<int:control_id>/evidence/<int:requirement_id>/delete/", evidence_views.control_evidence_delete,
-         name="control-evidence-delete"),
+    path(
+        "controls/<int:control_id>/evidence/<int:requirement_id>/delete/",
+        evidence_views.control_evidence_delete,
+        name="control-evidence-delete",
+    ),
     path("runs/new/<int:system_id>/", views.run_create, name="run-create"),
     path("runs/<int:pk>/", views.run_detail, name="run-detail"),
     path("runs/<int:pk>/status.json", views.run_status, name="run-status"),

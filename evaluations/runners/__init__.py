@@ -133,6 +133,10 @@ def _attack_template(config: dict[str, Any]) -> Any:
         from evaluations.engine.robustness.apgd import APGDConfig
 
         return APGDConfig(eps=1.0, steps=config["steps"], norm=config["norm"], restarts=config["restarts"])
+    if attack == "text":
+        from evaluations.engine.robustness.text import TextAttackConfig
+
+        return TextAttackConfig(max_edits=1)
     from evaluations.engine.robustness.square import SquareConfig
 
     return SquareConfig(eps=1.0, n_queries=config["n_queries"])
@@ -147,6 +151,7 @@ class RobustnessInputs:
     y: Any
     class_names: list[str]
     data_sha256: str
+    vocabulary: Any = None  # for token-id (text) data: decodes kept samples into words
 
 
 def robustness_inputs(ctx: RunContext) -> RobustnessInputs:
@@ -161,7 +166,8 @@ def robustness_inputs(ctx: RunContext) -> RobustnessInputs:
     from evaluations.engine.common import sha256_arrays
 
     x, y = np.array(data.x[:n]), np.array(data.y[:n])  # writable copies for torch
-    return RobustnessInputs(classifier, x, y, list(data.class_names), sha256_arrays(x, y))
+    vocabulary = getattr(data, "vocabulary", None)
+    return RobustnessInputs(classifier, x, y, list(data.class_names), sha256_arrays(x, y), vocabulary)
 
 
 def robustness_units(
@@ -200,6 +206,10 @@ def robustness_units(
         for point in result["points"]:
             for sample in point["samples"]:
                 sample["index"] += start
+                if inputs.vocabulary is not None:
+                    # Token ids mean nothing to a reader: keep the words (decoded in the worker, not the web).
+                    sample["clean_text"] = inputs.vocabulary.decode(sample["clean"])
+                    sample["adversarial_text"] = inputs.vocabulary.decode(sample["adversarial"])
         result["unit"] = unit
         result["class_counts"] = np.bincount(
             np.asarray(inputs.y[start:stop]), minlength=len(inputs.class_names)
