@@ -184,7 +184,6 @@ class ElementDetailView(APIView):
         data = self.kind.update_input(data=request.data)
         data.is_valid(raise_exception=True)
         fields = resolve_references(user=request.user, version=element.version, data=data.validated_data)
-        self.check_update(element, fields)
         element = self.kind.update(actor=request.user, **{self.kind.name: element}, **fields)
         return Response(self.kind.output(element).data)
 
@@ -193,9 +192,6 @@ class ElementDetailView(APIView):
         element = selectors.element_get(user=request.user, kind=self.kind.name, id=id, capability=Capability.EDIT)
         self.kind.delete(actor=request.user, **{self.kind.name: element})
         return Response(status=status.HTTP_204_NO_CONTENT)
-
-    def check_update(self, element: Any, fields: dict[str, Any]) -> None:
-        """Checks the service leaves out (none by default)."""
 
 
 def _list_schema(kind: ElementKind, label: str) -> Any:
@@ -253,12 +249,6 @@ class FlowDetailView(ElementDetailView):
     """One data flow."""
 
     kind = FLOW
-
-    def check_update(self, element: Any, fields: dict[str, Any]) -> None:
-        """A flow needs two different components (flow_update does not check this itself)."""
-        source, target = fields.get("source", element.source), fields.get("target", element.target)
-        if source.pk == target.pk:
-            raise ValidationError({"target": "A flow needs two different components."})
 
 
 @_list_schema(THREAT, "threats")

@@ -7,6 +7,7 @@ threat models, validates, and leaves exactly one audit row.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -64,9 +65,14 @@ def _is_relation(instance: models.Model, name: str) -> bool:
     return instance._meta.get_field(name).is_relation
 
 
-def _create(actor: Any, instance: models.Model, verb: str, **extra: Any) -> models.Model:
+def _create(
+    actor: Any, instance: models.Model, verb: str, suggest: Callable[[Any], list] | None = None, **extra: Any
+) -> models.Model:
+    """Validate, save and audit a new element; ``suggest`` adds catalog threats to it after saving."""
     instance.full_clean()
     instance.save()
+    if suggest is not None:
+        extra["suggested_threats"] = len(suggest(instance))
     changes = diff({}, _values(instance))
     changes.update({key: [None, value] for key, value in extra.items()})
     record(actor=actor, verb=verb, obj=instance, team_id=_team(instance.version), changes=changes)
@@ -164,17 +170,7 @@ def component_create(
     component = Component(
         version=version, name=name.strip(), component_type=component_type, description=description, boundary=boundary
     )
-    component.full_clean()
-    component.save()
-    suggested = suggest_for_component(component) if suggest else []
-    record(
-        actor=actor,
-        verb="component.create",
-        obj=component,
-        team_id=_team(version),
-        changes={**diff({}, _values(component)), "suggested_threats": [None, len(suggested)]},
-    )
-    return component
+    return _create(actor, component, "component.create", suggest_for_component if suggest else None)
 
 
 @transaction.atomic
@@ -195,6 +191,11 @@ def component_delete(*, actor: Any, component: Component) -> None:
 # --- Data flows ----------------------------------------------------------------------------------
 
 
+def _check_flow_ends(source: Component, target: Component) -> None:
+    if source.pk == target.pk:
+        raise ValidationError({"target": "A flow needs two different components."})
+
+
 @transaction.atomic
 def flow_create(
     *,
@@ -210,22 +211,11 @@ def flow_create(
     """Add a data flow between two components of this version, with suggested threats."""
     version = _draft(actor, version)
     _same_version(version, source=source, target=target)
-    if source.pk == target.pk:
-        raise ValidationError({"target": "A flow needs two different components."})
+    _check_flow_ends(source, target)
     flow = DataFlow(
         version=version, source=source, target=target, data=data.strip(), protocol=protocol, authenticated=authenticated
     )
-    flow.full_clean()
-    flow.save()
-    suggested = suggest_for_flow(flow) if suggest else []
-    record(
-        actor=actor,
-        verb="data_flow.create",
-        obj=flow,
-        team_id=_team(version),
-        changes={**diff({}, _values(flow)), "suggested_threats": [None, len(suggested)]},
-    )
-    return flow
+    return _create(actor, flow, "data_flow.create", suggest_for_flow if suggest else None)
 
 
 @transaction.atomic
@@ -233,9 +223,7 @@ def flow_update(*, actor: Any, flow: DataFlow, **fields: Any) -> DataFlow:
     """Change a data flow."""
     version = _draft(actor, flow.version)
     _same_version(version, source=fields.get("source"), target=fields.get("target"))
-    source, target = fields.get("source", flow.source), fields.get("target", flow.target)
-    if source.pk == target.pk:
-        raise ValidationError({"target": "A flow needs two different components."})
+    _check_flow_ends(fields.get("source", flow.source), fields.get("target", flow.target))
     return _update(actor, flow, "data_flow.update", fields)
 
 
