@@ -1,10 +1,13 @@
 """KPI dashboards and the CI gate under load: the portfolio page and ``POST /api/gate/`` served by gunicorn.
 
 Builds a fresh PostgreSQL database (500 systems in 5 teams, 50,000 KPI measurements and their
-current values, one system with an approved threat model and a clean, evaluated model version),
-serves it with gunicorn (2 sync workers, DEBUG off) on loopback and loads it with ``wrk``
-(16 connections; 30 s per run, 10 s with ``--quick``), three times per endpoint, reporting the
-median of the three runs. Bars (issue "KPIs"): portfolio p95 <= 150 ms, gate p95 <= 50 ms.
+current values, the precomputed KPI status rows, one system with an approved threat model and a
+clean, evaluated model version), serves it with gunicorn (2 sync workers, DEBUG off) on loopback
+and loads it with ``wrk`` (16 connections; 30 s per run, 10 s with ``--quick``), three times per
+endpoint, reporting the median of the three runs. The portfolio is loaded twice: as a browser
+asks for it (the same page again and again, so its table comes from the cache) and with a
+different query string on every request (every request a cache miss, so the table is read from
+the status rows and rendered). Bars (issue "KPIs"): portfolio p95 <= 150 ms, gate p95 <= 50 ms.
 
     .venv/bin/python -m benchmarks.service_dashboards [--quick]
 
@@ -79,6 +82,22 @@ end
 """
 
 
+def miss_script(path: Path, nonce: str) -> Path:
+    """A wrk script that asks for the portfolio with a query string no request used before (a cache miss)."""
+    path.write_text(
+        LUA_STATS
+        + f"""
+function setup(thread) table.insert(threads, thread); thread:set("tid", #threads) end
+local n = 0
+function request()
+  n = n + 1
+  return wrk.format(nil, "/kpis/?miss={nonce}-" .. tid .. "-" .. n)
+end
+"""
+    )
+    return path
+
+
 def _value(unit: str, rng: random.Random) -> float:
     if unit == "ratio":
         return round(rng.uniform(0.0, 1.0), 3)
@@ -102,6 +121,7 @@ def seed() -> dict[str, Any]:
     from kpis import services as kpi_services
     from kpis.catalog import KPIS
     from kpis.models import CurrentValue, Measurement
+    from kpis.status import statuses_rebuild_all
     from threatmodel import services as tm
     from threatmodel.models import System
 
@@ -210,6 +230,11 @@ def seed() -> dict[str, Any]:
             finished_at=finished,
         )
     kpi_services.system_measure(system=gate_system, trigger="bench")
+    # The rows and current values above were bulk-inserted (no services, no signals): compute the
+    # precomputed status rows the way a deployment does after loading data, with the command's function.
+    started = time.perf_counter()
+    status_rows = statuses_rebuild_all()
+    rebuild_seconds = time.perf_counter() - started
     _, secret = api_token_create(actor=user, team=teams[0], name="bench CI", role=TokenRole.CI)
     return {
         "username": user.username,
@@ -217,6 +242,8 @@ def seed() -> dict[str, Any]:
         "token": secret,
         "measurements": Measurement.objects.count(),
         "current_values": CurrentValue.objects.count(),
+        "status_rows": status_rows,
+        "rebuild_seconds": rebuild_seconds,
     }
 
 
@@ -230,8 +257,11 @@ def profile_in_process(fixture: dict[str, Any]) -> dict[str, dict[str, Any]]:
     client = Client()
     client.force_login(get_user_model().objects.get(username=fixture["username"]))
     token_client = Client(HTTP_AUTHORIZATION=f"Bearer {fixture['token']}")
+    misses = iter(range(10**9))
     calls = {
-        "portfolio": lambda: client.get("/kpis/"),
+        "portfolio (cached table)": lambda: client.get("/kpis/"),
+        # A query string never asked before: the table is read from the status rows and rendered.
+        "portfolio (cache miss)": lambda: client.get(f"/kpis/?miss={next(misses)}"),
         "gate": lambda: token_client.post("/api/gate/", fixture["gate_body"], content_type="application/json"),
     }
     from kpis import selectors
@@ -241,10 +271,16 @@ def profile_in_process(fixture: dict[str, Any]) -> dict[str, dict[str, Any]]:
     selector_times = []
     for _ in range(3):
         started = time.perf_counter()
-        rows = selectors.portfolio(user=user)
+        portfolio = selectors.portfolio(user=user)
+        count, rows = portfolio.count(), portfolio[:50]
         selector_times.append(time.perf_counter() - started)
     out: dict[str, dict[str, Any]] = {
-        "_portfolio_selector": {"ms": 1000 * median(selector_times), "rows": len(rows), "kpis": len(KPIS)}
+        "_portfolio_selector": {
+            "ms": 1000 * median(selector_times),
+            "rows": count,
+            "page": len(rows),
+            "kpis": len(KPIS),
+        }
     }
     for name, call in calls.items():
         call()  # warm
@@ -360,7 +396,7 @@ def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def truncation_notes(results: dict[str, list[dict[str, Any]]], seconds: int) -> list[str]:
     """Warn when latencies approach the run length: requests still queued at the end go uncounted."""
     notes = []
-    for key in ("portfolio", "gate"):
+    for key in ("portfolio", "portfolio-miss", "gate"):
         m = _median_run(results[key])
         if m["p95"] > 500 * seconds:
             notes.append(
@@ -414,7 +450,9 @@ def main(argv: list[str] | None = None) -> int:
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    results: dict[str, list[dict[str, Any]]] = {"portfolio": [], "gate": [], "portfolio-1": [], "gate-1": []}
+    results: dict[str, list[dict[str, Any]]] = {
+        key: [] for key in ("portfolio", "portfolio-miss", "gate", "portfolio-1", "portfolio-miss-1", "gate-1")
+    }
     try:
         wait_for_port(port)
         sessionid = login(port, fixture["username"])
@@ -432,14 +470,16 @@ def main(argv: list[str] | None = None) -> int:
             "headers": [f"Cookie: sessionid={sessionid}"],
         }
         gate = {"url": f"http://127.0.0.1:{port}/api/gate/", "script": post_script, "headers": []}
+        miss = {**portfolio, "script": work / "miss.lua"}
         for target in (portfolio, gate):  # warm both workers (imports, templates, connections)
             run_wrk(
                 target["url"], target["script"], seconds=10, connections=2, headers=target["headers"], require=False
             )
             drain(port)
         for repeat in range(REPEATS):
-            for name, target in (("portfolio", portfolio), ("gate", gate)):
+            for name, target in (("portfolio", portfolio), ("portfolio-miss", miss), ("gate", gate)):
                 print(f"run {repeat + 1}/{REPEATS}: {name}, {CONNECTIONS} connections, {seconds} s", file=sys.stderr)
+                miss_script(miss["script"], f"{repeat}c")  # a fresh nonce: no URL of an earlier run again
                 results[name].append(
                     run_wrk(
                         target["url"],
@@ -450,7 +490,8 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 )
                 drain(port)
-        for name, target in (("portfolio-1", portfolio), ("gate-1", gate)):
+        miss_script(miss["script"], "single")
+        for name, target in (("portfolio-1", portfolio), ("portfolio-miss-1", miss), ("gate-1", gate)):
             results[name].append(
                 run_wrk(target["url"], target["script"], seconds=10, connections=1, headers=target["headers"])
             )
@@ -467,8 +508,13 @@ def main(argv: list[str] | None = None) -> int:
 
     decisions = GateDecision.objects.count()
     portfolio_m, gate_m = _median_run(results["portfolio"]), _median_run(results["gate"])
+    miss_m = _median_run(results["portfolio-miss"])
     rows = []
-    for label, key in (("Portfolio `GET /kpis/`", "portfolio"), ("Gate `POST /api/gate/`", "gate")):
+    for label, key in (
+        ("Portfolio `GET /kpis/`", "portfolio"),
+        ("Portfolio, every request a cache miss", "portfolio-miss"),
+        ("Gate `POST /api/gate/`", "gate"),
+    ):
         for index, r in enumerate(results[key], 1):
             rows.append(
                 (
@@ -553,17 +599,33 @@ def main(argv: list[str] | None = None) -> int:
             "i.e. a service time under about 6 ms per request per worker on this 2-core machine.",
             *truncation_notes(results, seconds),
             profile_table,
-            f"Of the portfolio's in-process time ({profile['portfolio']['total_ms']:.0f} ms, "
-            f"{profile['portfolio']['queries']} queries, {profile['portfolio']['bytes']:,} bytes), the selector "
-            f"(`kpis.selectors.portfolio`, which classifies all {sel['rows']} visible systems against their "
-            f"thresholds to sort them worst first) takes {sel['ms']:.0f} ms; the rest is rendering one page of "
-            f"the table. (Before commit f1f8a07 the page rendered all 500 systems and found each cell with a "
-            f"nested template loop, 500 x 22 x 22 = 242,000 `if` evaluations: about 2.3 s a request unloaded "
-            f"and a p95 near 30 s at 16 connections.) Meeting the bars would need the status matrix "
-            f"precomputed when measurements are recorded (so a page reads only its rows) and a much cheaper "
-            f"gate (it runs {profile['gate']['queries']} queries and writes a decision and an audit row per "
-            f"call): by Little's law, 16 connections on 2 workers need a service time under about 6 ms for "
-            f"the gate's p95 bar.",
+            f"How the two endpoints work now. Each system's KPI statuses are precomputed in a status row "
+            f"(`kpis.models.SystemKpiStatus`: each KPI's status, value, bounds and display texts, and the "
+            f"red / amber / unmeasured counts the page sorts by), recomputed in the same transaction whenever a "
+            f"measurement, a threshold, or a system's tier or team changes (`kpis/status.py`; the migration "
+            f"and `manage.py kpi_status_rebuild` backfill them; this seed, which bulk-inserts, ran the rebuild "
+            f"for {fixture['status_rows']:,} systems in {fixture['rebuild_seconds']:.1f} s). The portfolio "
+            f"sorts and pages in SQL and reads only its own rows (count plus one page of {sel['page']} of "
+            f"{sel['rows']} systems: {sel['ms']:.1f} ms in-process), renders the {sel['page'] * sel['kpis']:,} "
+            f"cells by joining precomputed strings, and caches the rendered table keyed by the visible teams, "
+            f"the query string and a generation token (a database row) that each of those writes changes as "
+            f"soon as it commits; a cached page costs the session, user, memberships and generation reads. "
+            f"Under wrk "
+            f"the same URL is asked again and again, so after the first request it is served from the cache "
+            f"(the gate's writes do not change the portfolio); the cache-miss rows ask for a new query string "
+            f"every time and so measure the uncached path (median p95 {miss_m['p95']:.0f} ms; "
+            f"{'within' if miss_m['p95'] <= PORTFOLIO_BAR_MS else 'over'} the {PORTFOLIO_BAR_MS:.0f} ms bar). "
+            f"The gate reads the status row and the gate policy with the system, the model version with its "
+            f"latest successful robustness run in one query, and the approved threat-model versions with a "
+            f"count of their accepted threats whose inherent risk is critical (it loads those threats and "
+            f"their controls only when there are any); it writes the decision and its audit event in one "
+            f"short transaction "
+            f"({profile['gate']['queries']} statements in-process, counting BEGIN, COMMIT and the two inserts; "
+            f"it was 19, counted the same way).",
+            "Before the status rows (the 2026-11-30 02:37 UTC run of this benchmark): the portfolio classified "
+            "all 500 visible systems against their thresholds on every request (109 ms of its 255 ms "
+            "in-process) and its p95 at 16 connections was 3,029 ms; the gate ran 19 queries (22.7 ms "
+            "in-process) and its p95 was 223 ms.",
             bars_table(bars),
         ]
     )

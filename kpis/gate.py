@@ -13,6 +13,8 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from django.db import transaction
+from django.db.models import Count, F, Q
+from django.db.models.lookups import GreaterThanOrEqual
 
 from evaluations.models import EvaluationRun, ModelArtifact, RunKind, RunStatus, ScanStatus
 from garrison.accounts.roles import Capability
@@ -20,11 +22,12 @@ from garrison.accounts.selectors import require_capability
 from garrison.audit.services import record
 from kpis.catalog import AMBER, GREEN, RED
 from kpis.models import Decision, GateDecision
-from kpis.selectors import build_system_cells, gate_policy_for
-from threatmodel.models import System, ThreatStatus
-from threatmodel.selectors import approved_versions, build_version_content
+from kpis.selectors import gate_cells, gate_policy_for
+from threatmodel.models import System, Threat, ThreatModelVersion, ThreatStatus, VersionStatus
+from threatmodel.risk import LEVELS, residual_risk
 
 FRESHNESS_REQUIRED = ("freshness_robustness", "freshness_model_scan")
+CRITICAL_SCORE = dict(LEVELS)["critical"]
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,7 @@ class UnknownModelVersion(LookupError):
 
 
 def _kpi_reasons(system: System, policy: Any) -> list[Reason]:
-    cells = {c.definition.key: c for c in build_system_cells(system)}
+    cells = gate_cells(system)
     reasons = []
     for key in policy.required_green:
         cell = cells[key]
@@ -139,22 +142,19 @@ def _model_reasons(model: ModelArtifact, policy: Any) -> list[Reason]:
             Reason("model:scan", outcome, f"Model v{model.version} scan: {len(critical)} critical finding(s).")
         )
     if policy.block_unreliable:
-        run = (
-            EvaluationRun.objects.filter(model_artifact=model, kind=RunKind.ROBUSTNESS, status=RunStatus.SUCCEEDED)
-            .order_by("-finished_at")
-            .first()
-        )
-        if run is None:
+        # The latest successful robustness run, attached to the model by ``_model_with_latest_robustness``.
+        run_id = model.robustness_run_id
+        if run_id is None:
             reasons.append(
                 Reason("model:robustness", "fail", f"Model v{model.version} has no successful robustness evaluation.")
             )
-        elif run.reliable is False:
-            codes = ", ".join(sorted({f.get("code", "?") for f in run.flags or []}))
+        elif model.robustness_reliable is False:
+            codes = ", ".join(sorted({f.get("code", "?") for f in model.robustness_flags or []}))
             reasons.append(
                 Reason(
                     "model:robustness",
                     "fail",
-                    f"The robustness result of model v{model.version} (run {run.pk}) is unreliable: {codes}.",
+                    f"The robustness result of model v{model.version} (run {run_id}) is unreliable: {codes}.",
                 )
             )
         else:
@@ -162,23 +162,81 @@ def _model_reasons(model: ModelArtifact, policy: Any) -> list[Reason]:
                 Reason(
                     "model:robustness",
                     "pass",
-                    f"Model v{model.version} robustness run {run.pk} passed its sanity checks.",
+                    f"Model v{model.version} robustness run {run_id} passed its sanity checks.",
                 )
             )
     return reasons
 
 
+# What the gate reads of a model version, in the model's field order (as ``Model.from_db`` wants them).
+MODEL_FIELDS = tuple(
+    f.attname
+    for f in ModelArtifact._meta.concrete_fields
+    if f.attname in {"id", "system_id", "version", "scan_status", "scan_message", "scan_report"}
+)
+
+
+def _model_with_latest_robustness(system: System, version: int) -> ModelArtifact | None:
+    """The model version, with its latest successful robustness run's id, reliability and flags attached.
+
+    One query reads the run with its model; a second reads the model alone when it has no
+    such run. (Plain queries: building queries is much of a gate call's own time.)
+    """
+    run = (
+        EvaluationRun.objects.filter(
+            model_artifact__system=system,
+            model_artifact__version=version,
+            kind=RunKind.ROBUSTNESS,
+            status=RunStatus.SUCCEEDED,
+        )
+        .order_by("-finished_at", "-pk")
+        .values_list("pk", "reliable", "flags", *(f"model_artifact__{name}" for name in MODEL_FIELDS))[:1]
+    )
+    for pk, reliable, flags, *model_values in run:
+        model = ModelArtifact.from_db(run.db, MODEL_FIELDS, model_values)
+        model.robustness_run_id, model.robustness_reliable, model.robustness_flags = pk, reliable, flags
+        return model
+    model = ModelArtifact.objects.filter(system=system, version=version).only(*MODEL_FIELDS).first()
+    if model is not None:
+        model.robustness_run_id = model.robustness_reliable = model.robustness_flags = None
+    return model
+
+
 def _risk_reasons(system: System) -> list[Reason]:
-    versions = approved_versions([system.pk]).get(system.pk, [])
-    if not versions:
+    """Unaccepted critical residual risks in the approved threat model(s).
+
+    Only accepted threats whose inherent risk is critical can have a critical residual risk
+    (controls only lower it). One query counts them per approved version; only when there
+    are any are they loaded, with their controls, to work out their residual risk.
+    """
+    critical = Q(threats__status=ThreatStatus.ACCEPTED) & Q(
+        GreaterThanOrEqual(F("threats__likelihood") * F("threats__impact"), CRITICAL_SCORE)
+    )
+    approved = list(
+        ThreatModelVersion.objects.filter(threat_model__system=system, status=VersionStatus.APPROVED)
+        .order_by()
+        .values("pk")
+        .annotate(critical=Count("threats", filter=critical))
+        .values_list("pk", "critical")
+    )
+    if not approved:
         return [Reason("risk:threat_model", "fail", "The system has no approved threat model.")]
+    with_critical = [pk for pk, count in approved if count]
+    candidates = (
+        Threat.objects.filter(version__in=with_critical, status=ThreatStatus.ACCEPTED)
+        .alias(score=F("likelihood") * F("impact"))
+        .filter(score__gte=CRITICAL_SCORE)
+        .order_by("version__threat_model_id", "-version__number", "stride", "title")
+        .prefetch_related("controls")
+        if with_critical
+        else []
+    )
     open_critical = [
-        row.threat.title
-        for version in versions
-        for row in build_version_content(version).register
-        if row.threat.status == ThreatStatus.ACCEPTED
-        and row.residual.level == "critical"
-        and not row.threat.risk_acceptance_active
+        threat.title
+        for threat in candidates
+        if residual_risk(likelihood=threat.likelihood, impact=threat.impact, controls=threat.controls.all()).level
+        == "critical"
+        and not threat.risk_acceptance_active
     ]
     if open_critical:
         return [
@@ -192,16 +250,18 @@ def _risk_reasons(system: System) -> list[Reason]:
     return [Reason("risk:critical", "pass", "No unaccepted critical residual risk.")]
 
 
-@transaction.atomic
 def gate_decide(*, actor: Any, system: System, model_version: int) -> GateDecision:
     """Decide pass / warn / fail for a model version, store and audit the decision.
 
     ``actor=None`` is the trusted command line on the server (``manage.py gate``); every
-    other caller needs the gate capability in the system's team.
+    other caller needs the gate capability in the system's team. The checks read the
+    system's precomputed KPI statuses and a few rows (each read is a consistent snapshot
+    either way under PostgreSQL's read-committed isolation); the decision and its audit
+    event are written together in one transaction.
     """
     if actor is not None:
         require_capability(user=actor, team_id=system.team_id, capability=Capability.GATE)
-    model = ModelArtifact.objects.filter(system=system, version=model_version).first()
+    model = _model_with_latest_robustness(system, model_version)
     if model is None:
         raise UnknownModelVersion(f"System '{system.slug}' has no model version {model_version}.")
     policy = gate_policy_for(system)
@@ -210,6 +270,13 @@ def gate_decide(*, actor: Any, system: System, model_version: int) -> GateDecisi
         reasons.extend(_risk_reasons(system))
     outcomes = {r.outcome for r in reasons}
     decision = Decision.FAIL if "fail" in outcomes else Decision.WARN if "warn" in outcomes else Decision.PASS
+    return _store(actor=actor, system=system, model=model, decision=decision, reasons=reasons)
+
+
+@transaction.atomic
+def _store(*, actor: Any, system: System, model: ModelArtifact, decision: str, reasons: list[Reason]) -> GateDecision:
+    """Store the decision and its audit event together."""
+    model_version = model.version
     stored = GateDecision.objects.create(
         system=system,
         model_artifact=model,

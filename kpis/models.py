@@ -87,6 +87,46 @@ class CurrentValue(models.Model):
         return f"{self.system_id} {self.kpi}={self.value}"
 
 
+class SystemKpiStatus(models.Model):
+    """A system's portfolio row, precomputed: each KPI's status, value and bounds, and the worst-first counts.
+
+    Kept current by ``kpis.status.statuses_refresh``, which the services call whenever a
+    measurement, a threshold, or the system's tier or team changes; ``manage.py
+    kpi_status_rebuild`` recomputes every row. ``cells`` maps each KPI key to
+    ``{"s": status, "g": green bound, "a": amber bound, "v": value, "t": short text,
+    "l": long text, "capped": true when an unreliable result was capped at amber}``
+    (``v``, ``t`` and ``l`` only when measured).
+    """
+
+    system = models.OneToOneField(
+        "threatmodel.System", on_delete=models.CASCADE, primary_key=True, related_name="kpi_status"
+    )
+    reds = models.PositiveSmallIntegerField(default=0)
+    ambers = models.PositiveSmallIntegerField(default=0)
+    unknowns = models.PositiveSmallIntegerField(default=0)
+    cells = models.JSONField(default=dict)
+    catalog = models.CharField(max_length=16, help_text="Fingerprint of the KPI catalog the row was computed with.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.system_id}: {self.reds} red, {self.ambers} amber, {self.unknowns} unmeasured"
+
+
+class PortfolioGeneration(models.Model):
+    """One row whose token changes in every transaction that changes what a portfolio page shows.
+
+    Cached portfolio tables are keyed by it, so a write anywhere (a web worker, a Celery
+    worker, a management command) makes every process's cached pages unreachable at the
+    moment it commits, whatever the cache backend. The token is random rather than a
+    counter so that a rolled-back write can never bring an old key back.
+    """
+
+    token = models.CharField(max_length=32)
+
+    def __str__(self) -> str:
+        return f"portfolio generation {self.token}"
+
+
 class GatePolicy(models.Model):
     """What a system's release gate requires."""
 

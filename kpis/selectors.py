@@ -2,117 +2,149 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import QuerySet
+from django.core.exceptions import ObjectDoesNotExist
+from django.db import connection
+from django.db.models import F, QuerySet
+from django.db.models.functions import Coalesce, Collate
+from django.http import QueryDict
 
 from garrison.accounts.roles import Capability
 from garrison.accounts.selectors import require_capability, team_ids_for
-from kpis.catalog import AMBER, BY_KEY, GREEN, KPIS, STATUS_ORDER, UNKNOWN, KpiDefinition, classify
-from kpis.models import CurrentValue, GatePolicy, KpiThreshold, Measurement
+from kpis.catalog import BY_KEY, KPIS, STATUS_ORDER
+from kpis.models import CurrentValue, GatePolicy, KpiThreshold, Measurement, SystemKpiStatus
 from kpis.services import default_policy
+from kpis.status import CATALOG_FINGERPRINT, Cell, ThresholdBook, cell_for, cells_from_row, generation, status_row
 from threatmodel.models import System
 
 
-class ThresholdBook:
-    """Every threshold of some teams and systems, loaded in two queries, resolved in memory."""
-
-    def __init__(self, team_ids: list[int], system_ids: list[int]) -> None:
-        self.tiers: dict[tuple[int, str, int], tuple[float, float]] = {}
-        self.overrides: dict[tuple[int, str], tuple[float, float]] = {}
-        for t in KpiThreshold.objects.filter(team_id__in=team_ids, system__isnull=True):
-            self.tiers[(t.team_id, t.kpi, t.tier)] = (t.green, t.amber)
-        for t in KpiThreshold.objects.filter(system_id__in=system_ids):
-            self.overrides[(t.system_id, t.kpi)] = (t.green, t.amber)
-
-    def bounds(self, system: System, definition: KpiDefinition) -> tuple[tuple[float, float], str]:
-        """(green, amber) for the system and where they come from."""
-        if (system.pk, definition.key) in self.overrides:
-            return self.overrides[(system.pk, definition.key)], "system override"
-        key = (system.team_id, definition.key, system.criticality_tier)
-        if key in self.tiers:
-            return self.tiers[key], f"team, tier {system.criticality_tier}"
-        return definition.bounds(system.criticality_tier), f"default, tier {system.criticality_tier}"
-
-
 @dataclass
-class Cell:
-    """One KPI of one system: its value, bounds and status."""
+class PortfolioRow:
+    """A system on the portfolio page with its precomputed statuses (``cells``: see ``SystemKpiStatus``)."""
 
-    definition: KpiDefinition
-    value: float | None
-    status: str
-    bounds: tuple[float, float]
-    bounds_source: str
-    reliable: bool | None
-    current: CurrentValue | None
-    note: str = ""
-
-
-def cell_for(definition: KpiDefinition, current: CurrentValue | None, bounds: tuple[float, float], source: str) -> Cell:
-    """Classify a current value; an unreliable measurement is never green."""
-    value = current.value if current else None
-    status = classify(definition, value, bounds)
-    note = ""
-    if current is not None and current.reliable is False and status == GREEN:
-        status, note = AMBER, "capped at amber: the evaluation was flagged unreliable"
-    return Cell(definition, value, status, bounds, source, current.reliable if current else None, current, note)
-
-
-class SystemRow:
-    """A system with its KPI cells, for the portfolio; cells are built only for rows that are shown."""
-
-    def __init__(self, system: System, current: dict[str, CurrentValue], book: ThresholdBook) -> None:
-        self.system, self._current, self._book = system, current, book
-        self._cells: dict[str, Cell] | None = None
-        statuses = []
-        for definition in KPIS:
-            bounds, _ = book.bounds(system, definition)
-            value = current.get(definition.key)
-            status = classify(definition, value.value if value else None, bounds)
-            if value is not None and value.reliable is False and status == GREEN:
-                status = AMBER
-            statuses.append(status)
-        # Sort key: most reds, then most ambers, then most unknowns first.
-        self.worst = (-statuses.count("red"), -statuses.count("amber"), -statuses.count(UNKNOWN))
+    system: System
+    reds: int
+    ambers: int
+    unknowns: int
+    cells: dict[str, dict[str, Any]]
 
     @property
-    def cells(self) -> dict[str, Cell]:
-        """Each KPI's cell, keyed by KPI."""
-        if self._cells is None:
-            self._cells = {}
-            for definition in KPIS:
-                bounds, source = self._book.bounds(self.system, definition)
-                self._cells[definition.key] = cell_for(definition, self._current.get(definition.key), bounds, source)
-        return self._cells
-
-    @property
-    def ordered_cells(self) -> list[Cell]:
-        """The cells in catalog order, for table rows."""
-        cells = self.cells
-        return [cells[definition.key] for definition in KPIS]
+    def worst(self) -> tuple[int, int, int]:
+        """The sort key: most reds, then most ambers, then most unmeasured KPIs first."""
+        return (-self.reds, -self.ambers, -self.unknowns)
 
 
-def portfolio(*, user: Any, team_slug: str = "", tier: int | None = None) -> list[SystemRow]:
-    """Every visible system with the status of each KPI, worst first; a fixed number of queries."""
-    systems = System.objects.filter(team_id__in=team_ids_for(user)).select_related("team")
+def _stored_status(system: System) -> SystemKpiStatus | None:
+    try:
+        return system.kpi_status
+    except ObjectDoesNotExist:
+        return None
+
+
+class Portfolio:
+    """The visible systems, worst first, read lazily: ``count()`` is one query and each page one more.
+
+    Systems are sorted in the database by their precomputed status counts, so a page reads
+    only its own rows. A system whose row is missing or was computed with another KPI
+    catalog (data loaded in bulk, a deploy that changed the catalog, until ``manage.py
+    kpi_status_rebuild`` runs) is shown with its statuses computed now, but sorted by what
+    its row says (as unmeasured when it has none).
+    """
+
+    def __init__(self, systems: QuerySet[System]) -> None:
+        self.systems = systems
+
+    def count(self) -> int:
+        """How many systems are visible."""
+        return self.systems.count()
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __iter__(self) -> Iterator[PortfolioRow]:
+        return iter(self._rows(list(self.systems)))
+
+    def __getitem__(self, index: slice) -> list[PortfolioRow]:
+        if not isinstance(index, slice):
+            raise TypeError("The portfolio is read a page (a slice) at a time.")
+        return self._rows(list(self.systems[index]))
+
+    @staticmethod
+    def _rows(systems: list[System]) -> list[PortfolioRow]:
+        stored = {s.pk: _stored_status(s) for s in systems}
+        stale = [s for s in systems if stored[s.pk] is None or stored[s.pk].catalog != CATALOG_FINGERPRINT]
+        if stale:
+            ids = [s.pk for s in stale]
+            book = ThresholdBook(list({s.team_id for s in stale}), ids)
+            current: dict[int, dict[str, CurrentValue]] = defaultdict(dict)
+            for value in CurrentValue.objects.filter(system_id__in=ids).only("system_id", "kpi", "value", "reliable"):
+                current[value.system_id][value.kpi] = value
+            for system in stale:
+                stored[system.pk] = status_row(system, current[system.pk], book)
+        return [
+            PortfolioRow(system, row.reds, row.ambers, row.unknowns, row.cells)
+            for system, row in ((s, stored[s.pk]) for s in systems)
+        ]
+
+
+def _name_order() -> Any:
+    """Names in code-point order, as Python sorts them, whatever the database's collation."""
+    return Collate("name", "C") if connection.vendor == "postgresql" else F("name")
+
+
+# What a portfolio row shows (and what a stale row needs to be recomputed): nothing else is loaded.
+PORTFOLIO_FIELDS = (
+    "name",
+    "slug",
+    "team_id",
+    "criticality_tier",
+    "team__name",
+    "team__slug",
+    "kpi_status__reds",
+    "kpi_status__ambers",
+    "kpi_status__unknowns",
+    "kpi_status__cells",
+    "kpi_status__catalog",
+)
+
+
+def portfolio(*, user: Any, team_slug: str = "", tier: int | None = None) -> Portfolio:
+    """Every visible system with the status of each KPI, worst first; a fixed number of queries per page."""
+    systems = (
+        System.objects.filter(team_id__in=team_ids_for(user))
+        .select_related("team", "kpi_status")
+        .only(*PORTFOLIO_FIELDS)
+    )
     if team_slug:
         systems = systems.filter(team__slug=team_slug)
     if tier:
         systems = systems.filter(criticality_tier=tier)
-    systems = list(systems.order_by("name"))
-    ids = [s.pk for s in systems]
-    book = ThresholdBook(list({s.team_id for s in systems}), ids)
-    current: dict[int, dict[str, CurrentValue]] = defaultdict(dict)
-    for value in CurrentValue.objects.filter(system_id__in=ids).only(
-        "system_id", "kpi", "value", "reliable", "measured_at", "measurement_id"
-    ):
-        current[value.system_id][value.kpi] = value
-    rows = [SystemRow(system, current[system.pk], book) for system in systems]
-    rows.sort(key=lambda row: (row.worst, row.system.name))
-    return rows
+    return Portfolio(
+        systems.order_by(
+            Coalesce("kpi_status__reds", 0).desc(),
+            Coalesce("kpi_status__ambers", 0).desc(),
+            Coalesce("kpi_status__unknowns", len(KPIS)).desc(),
+            _name_order(),
+            "pk",
+        )
+    )
+
+
+def portfolio_cache_key(*, user: Any, query: QueryDict) -> str:
+    """The cache key of a portfolio table: the generation (read first), the visible teams and the whole query.
+
+    Two principals share a cached table only when they see exactly the same teams and
+    asked for the same filters and page, so nobody is shown a table built for others.
+    """
+    parts = [generation(), sorted(team_ids_for(user)), sorted(query.lists())]
+    digest = hashlib.sha256(json.dumps(parts).encode()).hexdigest()  # JSON: no two inputs share a text
+    return f"kpis:portfolio:{digest}"
 
 
 def system_cells(*, user: Any, system: System) -> list[Cell]:
@@ -147,9 +179,29 @@ def threshold_list(*, user: Any, team_id: int) -> QuerySet[KpiThreshold]:
     return KpiThreshold.objects.filter(team_id=team_id).select_related("system").order_by("kpi", "tier")
 
 
+def gate_cells(system: System) -> dict[str, Cell]:
+    """Each KPI's status, value and bounds for the gate, by KPI key.
+
+    Read from the system's status row (no query when the row was loaded with the system),
+    or computed now when the row is missing or was computed with another KPI catalog.
+    """
+    if System.kpi_status.is_cached(system):
+        row = _stored_status(system)
+    else:  # read it without caching it on the instance, which may outlive this decision
+        row = SystemKpiStatus.objects.filter(system_id=system.pk).first()
+    cells = cells_from_row(row) if row is not None else None
+    if cells is None:
+        cells = {c.definition.key: c for c in build_system_cells(system)}
+    return cells
+
+
 def gate_policy_for(system: System) -> GatePolicy:
-    """The stored policy, or an unsaved default one."""
-    return GatePolicy.objects.filter(system=system).first() or GatePolicy(system=system, **default_policy())
+    """The stored policy (no query when it was loaded with the system), or an unsaved default one."""
+    if System.gate_policy.is_cached(system):
+        policy = getattr(system, "gate_policy", None)
+    else:
+        policy = GatePolicy.objects.filter(system=system).first()
+    return policy or GatePolicy(system=system, **default_policy())
 
 
 def known(key: str) -> bool:

@@ -17,6 +17,7 @@ from garrison.audit.services import diff, record, snapshot
 from kpis.catalog import BY_KEY, bounds_in_order, kpi
 from kpis.compute import KpiValue, evaluation_values, governance_values
 from kpis.models import CurrentValue, GatePolicy, KpiThreshold, Measurement
+from kpis.status import statuses_refresh, statuses_refresh_tier
 from threatmodel.models import System
 
 # Without new evidence a value is re-recorded at most daily, so trends stay continuous but small.
@@ -29,7 +30,8 @@ def measurements_record(*, system: System, values: Iterable[KpiValue], trigger: 
 
     A value identical to the current one is skipped unless it comes from a new run or the
     current one is older than a day. Measurements are observations, not governed edits,
-    so they leave no audit row; the events that caused them do.
+    so they leave no audit row; the events that caused them do. The system's status row
+    (the portfolio and the gate read it) is recomputed in the same transaction.
     """
     now = timezone.now()
     values = list(values)
@@ -65,6 +67,8 @@ def measurements_record(*, system: System, values: Iterable[KpiValue], trigger: 
             defaults={"measurement": measurement, "value": value.value, "reliable": value.reliable, "measured_at": now},
         )
         recorded.append(measurement)
+    if recorded:
+        statuses_refresh([system.pk])
     return recorded
 
 
@@ -117,6 +121,7 @@ def threshold_set(
     threshold.green, threshold.amber = green, amber
     threshold.full_clean()
     threshold.save()
+    _refresh_statuses_for(threshold)
     record(
         actor=actor,
         verb="kpi_threshold.set",
@@ -143,6 +148,15 @@ def threshold_reset(*, actor: Any, threshold: KpiThreshold) -> None:
         changes=diff(snapshot(threshold, ["kpi", "tier", "green", "amber"]), {}),
     )
     threshold.delete()
+    _refresh_statuses_for(threshold)
+
+
+def _refresh_statuses_for(threshold: KpiThreshold) -> None:
+    """Recompute the status rows a threshold applies to: its system, or its team's systems of its tier."""
+    if threshold.system_id is not None:
+        statuses_refresh([threshold.system_id])
+    else:
+        statuses_refresh_tier(team_id=threshold.team_id, tier=threshold.tier)
 
 
 @transaction.atomic

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 from garrison.accounts.roles import Capability
@@ -21,20 +24,34 @@ from kpis.models import GateDecision
 from threatmodel.selectors import system_get
 
 PORTFOLIO_PAGE_SIZE = 50
+PORTFOLIO_CACHE_SECONDS = 600  # a bound on staleness for data loaded behind the services' back
 
 
 @login_required
 def portfolio(request: HttpRequest) -> HttpResponse:
-    """Every visible system against every KPI, worst first."""
+    """Every visible system against every KPI, worst first.
+
+    The table (filters, rows, pager) is cached per visible-team set, query string and
+    portfolio generation, so a repeated page costs the generation read; any write that
+    changes a row moves the generation on and the next request renders afresh.
+    """
+    key = selectors.portfolio_cache_key(user=request.user, query=request.GET)
+    table = cache.get(key)
+    if table is None:
+        table = _portfolio_table(request)
+        cache.set(key, table, PORTFOLIO_CACHE_SECONDS)
+    return render(request, "kpis/portfolio.html", {"table": mark_safe(table)})  # noqa: S308 - our own render
+
+
+def _portfolio_table(request: HttpRequest) -> str:
     team = request.GET.get("team", "")
     tier = request.GET.get("tier", "")
     rows = selectors.portfolio(user=request.user, team_slug=team, tier=int(tier) if tier.isdigit() else None)
     page = Paginator(rows, PORTFOLIO_PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    return render(
-        request,
-        "kpis/portfolio.html",
+    return render_to_string(
+        "kpis/_portfolio_table.html",
         {
             "page": page,
             "query": query.urlencode(),

@@ -20,7 +20,12 @@ from threatmodel.selectors import system_get_by_id
 
 def resolve_system(user, reference: str) -> System:  # noqa: ANN001
     """A system by id or 'team/slug', among the principal's teams; 404 otherwise."""
-    visible = System.objects.filter(team_id__in=team_ids_for(user)).select_related("team")
+    # The gate policy and the KPI status row come with the system (the gate reads both), and only what it reads.
+    visible = (
+        System.objects.filter(team_id__in=team_ids_for(user))
+        .select_related("gate_policy", "kpi_status")
+        .only("id", "name", "slug", "team_id", "gate_policy", "kpi_status")
+    )
     if reference.isdigit():
         system = visible.filter(pk=int(reference)).first()
     else:

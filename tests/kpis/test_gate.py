@@ -170,3 +170,95 @@ def test_gate_command_exits_with_the_decision(system, approved, make_model, tmp_
         )
     assert exit_info.value.code == 2
     assert "<failure" in (tmp_path / "gate.xml").read_text()
+
+
+# --- Critical residual risk, read with targeted queries ---------------------------------------------
+
+
+@pytest.fixture
+def critical_threat_model(owner, teammate, approver, system):
+    """A draft whose evasion threat is critical (5 x 5), accepted, with no control; ``approve()`` approves it."""
+    version = tm.threat_model_create(actor=owner, system=system).versions.get()
+    api = tm.component_create(actor=owner, version=version, name="API", component_type="serving_api")
+    threat = api.threats.get(catalog_key="evasion-adversarial-examples")
+    tm.threat_update(actor=owner, threat=threat, likelihood=5, impact=5)
+    tm.threat_decide(actor=owner, threat=threat, status="accepted")
+
+    def approve():
+        tm.version_submit(actor=teammate, version=version)
+        tm.version_approve(actor=approver, version=version)
+        threat.refresh_from_db()
+        return threat
+
+    return threat, approve
+
+
+def scanned_and_evaluated(system, make_model, make_run):
+    model = make_model()
+    make_run(model, metrics=robustness_metrics(0.72))
+    make_run(model, RunKind.MODEL_SCAN, metrics={"verdict": "clean"}, reliable=None)
+    services.system_measure(system=system, trigger="test")
+    return model
+
+
+def test_an_unaccepted_critical_residual_risk_fails_the_gate(
+    owner, system, critical_threat_model, make_model, make_run
+):
+    threat, approve = critical_threat_model
+    approve()
+    model = scanned_and_evaluated(system, make_model, make_run)
+    decision = gate_decide(actor=owner, system=system, model_version=model.version)
+    assert outcomes(decision)["risk:critical"] == "fail" and decision.decision == "fail"
+    assert threat.title in json.dumps(decision.reasons)
+
+
+def test_an_active_risk_acceptance_clears_the_critical_risk_until_it_expires(
+    owner, approver, system, critical_threat_model, make_model, make_run
+):
+    from datetime import date, timedelta
+
+    threat, approve = critical_threat_model
+    tm.threat_accept_risk(actor=approver, threat=threat, reason="Compensating monitoring.", expires=date(2099, 1, 1))
+    threat = approve()
+    model = scanned_and_evaluated(system, make_model, make_run)
+    assert outcomes(gate_decide(actor=owner, system=system, model_version=model.version))["risk:critical"] == "pass"
+    type(threat).objects.filter(pk=threat.pk).update(risk_acceptance_expires=date.today() - timedelta(days=1))
+    assert outcomes(gate_decide(actor=owner, system=system, model_version=model.version))["risk:critical"] == "fail"
+
+
+def test_a_verified_preventive_control_lowers_a_critical_risk(
+    owner, system, critical_threat_model, make_model, make_run
+):
+    threat, approve = critical_threat_model
+    tm.control_create(
+        actor=owner, version=threat.version, name="Adversarial training", status="verified", threats=[threat]
+    )
+    approve()
+    model = scanned_and_evaluated(system, make_model, make_run)
+    assert outcomes(gate_decide(actor=owner, system=system, model_version=model.version))["risk:critical"] == "pass"
+
+
+def test_the_gate_api_costs_a_handful_of_queries_whatever_the_data(
+    token_api, make_token, system, healthy, make_run, django_assert_max_num_queries
+):
+    _, secret = make_token(TokenRole.CI)
+    client = token_api(secret)
+    body = {"system": "fraud-ml/fraud-scorer", "model_version": healthy.version}
+    client.post("/api/gate/", body, format="json")  # the token's last use is recorded once a minute
+    for _ in range(5):  # more runs and measurements change nothing
+        make_run(healthy, metrics=robustness_metrics(0.72), days_ago=3)
+    services.system_measure(system=system, trigger="more")
+    # Token, system (with its policy and KPI statuses), run with its model, approved versions with their
+    # count of critical threats; then the decision and its audit event, between the savepoint and release
+    # that stand for BEGIN and COMMIT inside the test's transaction. (It was 19 before the statuses were
+    # precomputed.)
+    with django_assert_max_num_queries(8):
+        response = client.post("/api/gate/", body, format="json")
+    assert response.json()["decision"] == "pass"
+
+
+def test_the_gate_reads_thresholds_changed_after_the_row_was_loaded(owner, approver, system, healthy, team):
+    assert gate_decide(actor=owner, system=system, model_version=healthy.version).decision == "pass"
+    services.threshold_set(actor=approver, team=team, kpi="robust_accuracy", system=system, green=0.99, amber=0.98)
+    decision = gate_decide(actor=owner, system=system, model_version=healthy.version)
+    assert outcomes(decision)["kpi:robust_accuracy"] == "fail"

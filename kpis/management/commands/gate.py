@@ -53,4 +53,4 @@ class Command(BaseCommand):
             raise CommandError(f"No system '{name}'. Use TEAM/SYSTEM slugs, e.g. demo/sms-spam-filter.")
         if count > 1:
             raise CommandError(f"'{name}' names {count} systems in different teams; use TEAM/SYSTEM.")
-        return systems.select_related("team").get()
+        return systems.select_related("team", "gate_policy", "kpi_status").get()
