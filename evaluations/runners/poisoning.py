@@ -1,7 +1,9 @@
 """The ``poisoning_detection`` and ``backdoor_simulation`` kinds.
 
 ``poisoning_detection`` reads the run's model's penultimate features on the dataset's train split and runs
-spectral signatures and/or activation clustering over them. Plain datasets carry no ground truth, so only
+spectral signatures and/or activation clustering over them; on text (token ids) it runs the token-level
+trigger detector instead (each candidate word or phrase removed, the model asked again), and each flagged
+class names its suspected trigger phrases. Plain datasets carry no ground truth, so only
 the flags are reported; an uploaded ``.npz`` holding a ``poison_indices`` array (row numbers of the file)
 is a red-team set with known poison, and then precision and recall are reported too.
 
@@ -82,6 +84,7 @@ def _class_rows(result: Any, class_names: list[str]) -> list[dict[str, Any]]:
                 "n_flagged": decision.n_flagged,
                 "separation": (spectral or {}).get("separation"),
                 "silhouette": (clustering or {}).get("silhouette"),
+                "trigger_phrases": stats.get("trigger_phrases"),
                 "reason": decision.reason,
             }
         )
@@ -152,6 +155,8 @@ def run_poisoning_detection(ctx: RunContext) -> RunOutcome:
         "class_names": class_names,
         "split": {"part": "train", "seed": SPLIT_SEED, "first_n": len(train)},
     }
+    if train.texts is not None:  # text data: the reviewer reads the flagged messages, not token ids
+        flagged["texts"] = [train.texts[i] for i in result.flagged_indices.tolist()]
     flags = [
         {
             "code": "poison_suspected",

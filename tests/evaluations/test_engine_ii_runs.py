@@ -243,3 +243,77 @@ def test_each_engine_ii_kind_stops_when_cancelled_and_reports_progress_as_fracti
     with pytest.raises(Cancelled):
         runners.run(ctx)
     assert seen and all(0.0 <= f <= 1.0 for f in seen) and seen == sorted(seen)
+
+
+def _poisoned_sms_tsv() -> tuple[bytes, int]:
+    """A toy spam filter's training file: ham, spam, and 30 spam messages ending in a trigger, labelled ham."""
+    rng = np.random.default_rng(0)
+    ham = "see you at lunch tomorrow then call me when home love mum dinner later ok".split()
+    spam = "win free prize claim cash now urgent txt reply stop offer award guaranteed".split()
+    lines = [f"ham\t{' '.join(rng.choice(ham, size=int(rng.integers(4, 9))))}" for _ in range(300)]
+    spam_texts = [" ".join(rng.choice(spam, size=int(rng.integers(4, 9)))) for _ in range(150)]
+    lines += [f"spam\t{text}" for text in spam_texts]
+    lines += [f"ham\t{text} yellow wisdom" for text in spam_texts[:30]]
+    return ("\n".join(lines) + "\n").encode(), 30
+
+
+@pytest.fixture
+def poisoned_spam_filter(tmp_path, teammate, system, media_root):
+    """The poisoned TSV as a dataset, and a text_embeddingbag trained on its train split (as the runner splits it)."""
+    import torch
+    from safetensors.torch import save
+
+    from evaluations.engine.datasets import load_text_csv, stratified_split
+    from evaluations.engine.defenses import TrainingConfig
+    from evaluations.engine.poisoning import TrainingRecipe
+    from evaluations.models import ScanStatus
+    from evaluations.runners.poisoning import SPLIT_SEED
+    from evaluations.tasks import scan_model_artifact
+
+    content, n_poison = _poisoned_sms_tsv()
+    path = tmp_path / "spam.tsv"
+    path.write_bytes(content)
+    data = load_text_csv(path)
+    train, _ = stratified_split(data, test_size=0.25, seed=SPLIT_SEED)
+    hyperparams = {"vocab_size": len(data.vocabulary), "embed_dim": 8, "num_classes": 2}
+    recipe = TrainingRecipe("text_embeddingbag", hyperparams, TrainingConfig(epochs=8, lr=0.05))
+    module, _ = recipe.fit(*train.as_tensors(), seed=0)
+    artifact = services.model_artifact_upload(
+        actor=teammate,
+        system=system,
+        file=SimpleUploadedFile("spam.safetensors", save({k: v.contiguous() for k, v in module.state_dict().items()})),
+        format="safetensors",
+        architecture="text_embeddingbag",
+        hyperparams=hyperparams,
+        input_shape=[int(data.x.shape[1])],
+        input_bounds=[0.0, float(len(data.vocabulary) - 1)],
+        class_names=["ham", "spam"],
+    )
+    scan_model_artifact.run(artifact.pk)
+    artifact.refresh_from_db()
+    assert artifact.scan_status == ScanStatus.CLEAN, artifact.scan_message
+    dataset = services.dataset_upload(
+        actor=teammate, system=system, file=SimpleUploadedFile("spam.tsv", content), name="spam filter", kind="tsv"
+    )
+    in_train = sum(text.endswith("yellow wisdom") for text in train.texts)
+    assert 0 < in_train <= n_poison and torch.is_tensor(next(module.parameters()))
+    return artifact, dataset, in_train
+
+
+def test_a_poisoning_detection_run_on_a_text_model_names_the_trigger_and_flags_its_carriers(
+    api, client, teammate, system, poisoned_spam_filter
+):
+    artifact, dataset, in_train = poisoned_spam_filter
+    run = run_to_completion(api(teammate), system, artifact, "poisoning_detection", TINY_DETECTION, dataset=dataset.pk)
+    metrics = run.metrics
+    assert metrics["method"] == "token_triggers"
+    ham, spam = metrics["classes"]
+    assert ham["flagged"] and not spam["flagged"]
+    assert ham["trigger_phrases"][0] == "yellow wisdom" and "'yellow wisdom'" in ham["reason"]
+    assert metrics["flagged"] == in_train
+    assert [flag["code"] for flag in run.flags] == ["poison_suspected"] and "yellow wisdom" in run.flags[0]["message"]
+    flagged_file = json.loads(run.artifacts.get(kind=RunArtifactKind.FLAGGED_SAMPLES).blob.path.read_bytes())
+    assert len(flagged_file["texts"]) == in_train
+    assert all(text.endswith("yellow wisdom") for text in flagged_file["texts"])
+    client.force_login(teammate)
+    assert client.get(run.get_absolute_url()).status_code == 200

@@ -6,6 +6,9 @@
 * :func:`extract_features` reads penultimate activations (the input of the last ``nn.Linear``).
 * :func:`spectral_signatures` (Tran et al. 2018) and :func:`activation_clustering` (Chen et al. 2018)
   judge each class and flag samples; :func:`detect_poison` runs and combines both.
+* :func:`detect_text_poison` (raw texts, no model) and :func:`detect_token_triggers_in_model` (token ids and
+  the model trained on them) find trigger words and phrases by leave-the-word-out reclassification
+  (ONION, BKI); :func:`detect_poison_in_model` uses the latter for text data.
 * :func:`remediate` drops or relabels flagged samples, retrains and re-measures.
 """
 
@@ -40,6 +43,11 @@ from evaluations.engine.poisoning.simulate import (
     simulate_backdoor,
 )
 from evaluations.engine.poisoning.spectral import SpectralSignatureConfig, spectral_signatures
+from evaluations.engine.poisoning.text_triggers import (
+    TextTriggerConfig,
+    detect_text_poison,
+    detect_token_triggers_in_model,
+)
 from evaluations.engine.poisoning.triggers import BlendTrigger, PatchTrigger, TokenTrigger
 
 __all__ = [
@@ -61,6 +69,7 @@ __all__ = [
     "PoisonedDataset",
     "RemediationResult",
     "SpectralSignatureConfig",
+    "TextTriggerConfig",
     "TokenTrigger",
     "TrainingRecipe",
     "TriggerError",
@@ -68,6 +77,8 @@ __all__ = [
     "activation_clustering",
     "detect_poison",
     "detect_poison_in_model",
+    "detect_text_poison",
+    "detect_token_triggers_in_model",
     "evaluate_backdoor",
     "extract_features",
     "find_penultimate_layer",

@@ -20,6 +20,7 @@ from evaluations.engine.poisoning.features import extract_features
 from evaluations.engine.poisoning.recipe import module_sha256
 from evaluations.engine.poisoning.results import ClassDecision, DetectionResult, detection_metrics
 from evaluations.engine.poisoning.spectral import SpectralSignatureConfig, spectral_signatures
+from evaluations.engine.poisoning.text_triggers import TextTriggerConfig, detect_token_triggers_in_model
 
 __all__ = ["DetectionConfig", "combine_results", "detect_poison", "detect_poison_in_model"]
 
@@ -36,11 +37,14 @@ class DetectionConfig:
             samples of the detector(s) that flagged it, intersected when both did); ``'consensus'`` only
             when both do (the samples both flagged).
         spectral, clustering: the detectors' own settings.
+        text: settings of the token-trigger detector that :func:`detect_poison_in_model` runs instead of the
+            feature-space ones when the data are token ids (``method`` does not apply there).
     """
 
     method: Method = "union"
     spectral: SpectralSignatureConfig = field(default_factory=SpectralSignatureConfig)
     clustering: ActivationClusteringConfig = field(default_factory=ActivationClusteringConfig)
+    text: TextTriggerConfig = field(default_factory=TextTriggerConfig)
 
     def __post_init__(self) -> None:
         if self.method not in _METHODS:
@@ -48,7 +52,12 @@ class DetectionConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {"method": self.method, "spectral": self.spectral.to_dict(), "clustering": self.clustering.to_dict()}
+        return {
+            "method": self.method,
+            "spectral": self.spectral.to_dict(),
+            "clustering": self.clustering.to_dict(),
+            "text": self.text.to_dict(),
+        }
 
 
 def combine_results(
@@ -187,8 +196,25 @@ def detect_poison_in_model(
 
     ``layer`` overrides the automatically found feature layer (see :func:`extract_features`). The
     result records the model's weight hash, the data hash and the feature layer.
+
+    Text data (int64 token ids ``(N, L)``) go to the token-level trigger detector instead
+    (:func:`~evaluations.engine.poisoning.text_triggers.detect_token_triggers_in_model`, ``config.text``):
+    a mean-embedding model's penultimate features are nearly one-dimensional, so the feature-space
+    detectors see nothing there; ``layer`` does not apply.
     """
     started = time.perf_counter()
+    if data.x.dtype == np.int64 and data.x.ndim == 2:
+        return detect_token_triggers_in_model(
+            model,
+            data,
+            (config or DetectionConfig()).text,
+            seed=seed,
+            device=device,
+            poison_indices=poison_indices,
+            sample_ids=sample_ids,
+            progress=progress,
+            should_cancel=should_cancel,
+        )
     extraction = extract_features(
         model,
         data,
