@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-__all__ = ["Bar", "BenchResult", "fmt_ms", "fmt_pct", "table"]
+__all__ = ["Bar", "BenchResult", "fmt_ms", "fmt_pct", "table", "write_doc_section"]
 
 
 @dataclass(frozen=True)
@@ -69,3 +71,24 @@ def fmt_ms(seconds: float) -> str:
 def fmt_pct(fraction: float) -> str:
     """A fraction as a percentage with one decimal."""
     return f"{100 * fraction:.1f}%"
+
+
+def write_doc_section(path: Path, name: str, text: str, *, before: str = "\n## Bars") -> None:
+    """Replace this benchmark's marked section of ``path`` (``<!-- bench:NAME -->`` ... ``<!-- /bench:NAME -->``).
+
+    Everything outside the markers is kept as it is. A section seen for the first time goes before the
+    ``before`` heading (the hand-written bars and analysis), or at the end when there is none.
+    """
+    tag = re.escape(name)
+    block = f"<!-- bench:{name} -->\n{text.strip()}\n<!-- /bench:{name} -->\n"
+    current = path.read_text(encoding="utf-8") if path.exists() else ""
+    pattern = re.compile(rf"<!-- bench:{tag} -->.*?<!-- /bench:{tag} -->\n?", re.S)
+    if pattern.search(current):
+        updated = pattern.sub(lambda _: block, current, count=1)
+    elif before in current:
+        head, tail = current.split(before, 1)
+        updated = head.rstrip("\n") + "\n\n" + block + "\n" + before.lstrip("\n") + tail
+    else:
+        updated = current.rstrip("\n") + ("\n\n" if current else "") + block
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(updated, encoding="utf-8")

@@ -271,6 +271,7 @@ def extract(
             f"The {strategy.name} strategy queries a pool of public inputs; pass pool=(P, "
             f"{', '.join(map(str, victim.input_shape))}) inputs."
         )
+    _check_surrogate(config, victim)
     oracle = evaluation_victim or victim
     if oracle.input_shape != victim.input_shape or oracle.num_classes != victim.num_classes:
         raise ShapeMismatchError("evaluation_victim must take the same inputs and classes as victim.")
@@ -414,6 +415,16 @@ def _transfer(
         surrogate_success_rate=float(fooled_surrogate.mean()),
         queries=int(correct.size),
     )
+
+
+def _check_surrogate(config: ExtractionConfig, victim: Victim) -> None:
+    """The surrogate must read what the victim reads: token ids or float inputs."""
+    tokens = not victim.input_dtype.is_floating_point
+    if tokens != (not get_architecture(config.surrogate).input_dtype.is_floating_point):
+        kind, fit = ("token ids", "'text_embeddingbag'") if tokens else ("float inputs", "'mlp' or 'small_cnn'")
+        raise EngineInputError(
+            f"The victim takes {kind} but the surrogate {config.surrogate!r} does not; use a surrogate such as {fit}."
+        )
 
 
 def _check_inputs(victim: Victim, x: Any, name: str) -> Tensor:

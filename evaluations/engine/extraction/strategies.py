@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from evaluations.engine.common import InvalidConfigError
+from evaluations.engine.common import EngineInputError, InvalidConfigError
 from evaluations.engine.extraction._surrogate import predict_probabilities
 
 __all__ = ["ActiveLearning", "JacobianAugmentation", "NaturalPool", "RandomQueries", "Strategy"]
@@ -106,8 +106,18 @@ class JacobianAugmentation(_Strategy):
     no sign flips). Points of a round are queried in a seeded random order, so a budget that ends mid-round
     gets a random subset.
 
+    Token-id inputs (text models) have no input gradient, so there the step is taken in the surrogate's
+    embedding space and mapped back to tokens to first order, as in HotFlip (Ebrahimi et al., ACL 2018,
+    "HotFlip: White-Box Adversarial Examples for Text Classification"): with ``g_i`` the gradient of
+    ``F(x)[O(x)]`` w.r.t. the embedding of position ``i`` (for a mean bag, the bag's gradient over its
+    non-padding length), substituting token ``v`` at ``i`` changes it by about ``g_i . (E[v] - E[x_i])``;
+    each new point substitutes the ``max(1, round(step * n))`` best (position, token) pairs on distinct
+    non-padding positions (``n`` of them), maximising that change when ``lambda_r > 0`` and minimising it
+    when ``lambda_r < 0``. The surrogate needs an ``nn.Embedding`` or ``nn.EmbeddingBag`` (mean or sum).
+
     Attributes:
-        step: lambda as a fraction of the input range (0.1 in the paper for MNIST in [0, 1]).
+        step: lambda as a fraction of the input range (0.1 in the paper for MNIST in [0, 1]); for token
+            ids, the fraction of a sequence's non-padding tokens substituted per round.
         seed_size: size of the initial set (the paper uses 150 for MNIST).
         tau: rounds between sign flips of lambda, or None.
     """
@@ -230,6 +240,9 @@ class _JacobianPlanner:
         model = context.surrogate()
         x = context.queried
         labels = torch.as_tensor(context.labels, dtype=torch.int64)
+        if not context.input_dtype.is_floating_point:
+            augmented = _token_substitutions(model, x, labels, sign, self.config.step, context.device)
+            return augmented[torch.randperm(augmented.shape[0], generator=self.generator)]
         grads = []
         for params in model.parameters():
             params.requires_grad_(False)
@@ -245,6 +258,78 @@ class _JacobianPlanner:
                 params.requires_grad_(True)
         augmented = (x + lam * torch.cat(grads)).clamp_(lo, hi)
         return augmented[torch.randperm(augmented.shape[0], generator=self.generator)]
+
+
+def _embedding_layer(model: nn.Module) -> nn.Embedding | nn.EmbeddingBag:
+    for module in model.modules():
+        if isinstance(module, nn.Embedding | nn.EmbeddingBag):
+            return module
+    raise EngineInputError(
+        "Jacobian augmentation on token ids steps in the surrogate's embedding space, but the surrogate has no "
+        "nn.Embedding or nn.EmbeddingBag layer; use a text surrogate such as 'text_embeddingbag'."
+    )
+
+
+def _token_substitutions(
+    model: nn.Module, x: Tensor, labels: Tensor, sign: float, step: float, device: torch.device
+) -> Tensor:
+    """One HotFlip-style Jacobian round on token ids ``(N, L)``: see :class:`JacobianAugmentation`."""
+    layer = _embedding_layer(model)
+    chunk = 1024 if isinstance(layer, nn.EmbeddingBag) else 32  # per-position scores take (chunk, L, V) memory
+    if isinstance(layer, nn.EmbeddingBag) and layer.mode not in ("mean", "sum"):
+        raise EngineInputError(
+            f"Jacobian augmentation on token ids needs a mean or sum embedding bag; the surrogate's is {layer.mode!r}."
+        )
+    pad = -1 if layer.padding_idx is None else int(layer.padding_idx)
+    weight = layer.weight.detach()  # (V, d)
+    captured: list[Tensor] = []
+
+    def keep(_module: nn.Module, _inputs: Any, output: Tensor) -> Tensor:
+        leaf = output.detach().requires_grad_(True)  # the embedding output becomes the leaf we differentiate
+        captured.append(leaf)
+        return leaf
+
+    out = x.clone()
+    for params in model.parameters():
+        params.requires_grad_(False)
+    handle = layer.register_forward_hook(keep)
+    try:
+        for start in range(0, x.shape[0], chunk):
+            xb = x[start : start + chunk].to(device)
+            captured.clear()
+            probs = torch.softmax(model(xb), dim=1)
+            probs.gather(1, labels[start : start + chunk].to(device)[:, None]).sum().backward()
+            grad = captured[0].grad.detach()  # (n, d) for a bag, (n, L, d) per position
+            real = xb != pad
+            lengths = real.sum(dim=1).clamp_min(1)
+            if grad.dim() == 2:
+                # a bag: every position moves the bag along the same direction, so one score per token suffices
+                # and the change for (i, v) is scale * (g . E[v] - g . E[x_i])
+                scale = 1.0 / lengths.to(grad.dtype) if layer.mode == "mean" else torch.ones_like(grad[:, 0])
+                score = sign * (grad @ weight.T) * scale[:, None]  # (n, V)
+                if pad >= 0:
+                    score[:, pad] = -torch.inf  # padding is not a word
+                top_value, top_token = score.topk(2, dim=1)
+                same = xb == top_token[:, :1]  # substituting a token by itself is no step: take the runner-up
+                best_token = torch.where(same, top_token[:, 1:2], top_token[:, :1])
+                best_gain = torch.where(same, top_value[:, 1:2], top_value[:, :1]) - score.gather(1, xb)
+            else:
+                # per position: the change for (i, v) is g_i . (E[v] - E[x_i])
+                gain = sign * (grad @ weight.T - (grad * weight[xb]).sum(dim=-1, keepdim=True))  # (n, L, V)
+                if pad >= 0:
+                    gain[..., pad] = -torch.inf
+                gain.scatter_(2, xb[:, :, None], -torch.inf)
+                best_gain, best_token = gain.max(dim=2)  # (n, L)
+            best_gain = best_gain.masked_fill(~real, -torch.inf)
+            flips = (lengths.double() * step).round().clamp_min(1).long()
+            rank = best_gain.argsort(dim=1, descending=True).argsort(dim=1)  # 0 = the best position of a row
+            chosen = (rank < flips[:, None]) & real
+            out[start : start + chunk] = torch.where(chosen, best_token.to(xb.dtype), xb).cpu()
+    finally:
+        handle.remove()
+        for params in model.parameters():
+            params.requires_grad_(True)
+    return out
 
 
 class _ActivePlanner:

@@ -18,7 +18,7 @@ from evaluations.engine.extraction.detection import (
     evaluate_detector,
 )
 
-PRADA_ONLY = DetectorConfig(entropy_max_fraction=None, volume_max_queries=None)
+PRADA_ONLY = DetectorConfig(entropy_max_fraction=None, volume_max_queries=None, edit_max_change=None)
 ATTACK = ExtractionConfig(budgets=(200,), transfer_attack=None, epochs=10, min_steps=100)
 
 
@@ -115,4 +115,4 @@ def test_invalid_detector_settings_are_named():
     with pytest.raises(InvalidConfigError, match="prada_threshold"):
         DetectorConfig(prada_threshold=1.5)
     with pytest.raises(InvalidConfigError, match="min_votes=2"):
-        DetectorConfig(min_votes=2, volume_max_queries=None, entropy_max_fraction=None)
+        DetectorConfig(min_votes=2, volume_max_queries=None, entropy_max_fraction=None, edit_max_change=None)
