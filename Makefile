@@ -58,6 +58,7 @@ bench-service: $(VENV)/.installed-bench
 	$(BIN)/python -m benchmarks.service_dashboards
 	$(BIN)/python -m benchmarks.service_pdfs
 	$(BIN)/python -m benchmarks.service_runs
+	$(BIN)/python -m benchmarks.service_serving
 
 clean-var:
 	rm -rf var/

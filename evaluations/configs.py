@@ -169,12 +169,43 @@ class ExtractionRunConfig(_Common):
     )
     max_eval_samples = serializers.IntegerField(min_value=1, max_value=100_000, default=500)
     max_pool_samples = serializers.IntegerField(min_value=1, max_value=1_000_000, default=5000)
+    target = serializers.ChoiceField(
+        choices=["local", "deployment"],
+        default="local",
+        help_text="local: the model in the worker behind `defense`; deployment: the guarded endpoint of "
+        "`deployment` over real HTTP, with a key the run issues for itself and revokes at the end (the "
+        "deployment's own output policy, limits and monitor apply; `defense` and `detector` are ignored).",
+    )
+    deployment = serializers.IntegerField(
+        min_value=1, required=False, allow_null=True, default=None, help_text="target deployment: its id."
+    )
+    http_batch_size = serializers.IntegerField(
+        min_value=1, max_value=4096, default=32, help_text="target deployment: inputs per request."
+    )
+    max_rate_limit_wait = serializers.FloatField(
+        min_value=0.0,
+        max_value=3600.0,
+        default=120.0,
+        help_text="target deployment: most seconds the attacker waits out 429s (Retry-After) before it stops.",
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        """Budgets must grow."""
+        """Budgets must grow; a deployment target names an active deployment."""
         budgets = list(attrs.get("budgets", []))
         if any(a >= b for a, b in zip(budgets, budgets[1:], strict=False)):
             raise serializers.ValidationError({"budgets": "List the budgets in strictly increasing order."})
+        if attrs.get("target") == "deployment":
+            from evaluations.serving.models import Deployment, DeploymentStatus
+
+            if not attrs.get("deployment"):
+                raise serializers.ValidationError({"deployment": "Name the deployment (its id) to attack over HTTP."})
+            status = Deployment.objects.filter(pk=attrs["deployment"]).values_list("status", flat=True).first()
+            if status is None:
+                raise serializers.ValidationError({"deployment": f"No deployment {attrs['deployment']}."})
+            if status != DeploymentStatus.ACTIVE:
+                raise serializers.ValidationError({"deployment": "That deployment is disabled; enable it first."})
+        elif attrs.get("deployment"):
+            raise serializers.ValidationError({"deployment": "Set target to 'deployment' to attack a deployment."})
         return attrs
 
 

@@ -116,6 +116,8 @@ def run_charts(run: EvaluationRun) -> dict[str, Any]:
                 y_range=(0.0, 1.0),
                 title="Training history",
             )
+    if run.kind == RunKind.EXTRACTION and metrics.get("target") == "deployment":
+        charts["defenses"], charts["defense_runs"] = deployment_comparison(run)
     if run.kind == RunKind.EXTRACTION and metrics.get("budgets"):
         charts["extraction"] = extraction_chart(metrics)
         charts["extraction_points"] = list(
@@ -161,6 +163,45 @@ def extraction_chart(metrics: dict[str, Any]) -> str:
         y_range=(0.0, 1.0),
         title=f"Extraction fidelity vs budget ({metrics.get('strategy')}, defense {metrics.get('defense')})",
     )
+
+
+def deployment_comparison(run: EvaluationRun, limit: int = 8) -> tuple[str, list[EvaluationRun]]:
+    """Fidelity-vs-budget of the latest extraction runs against the same deployment, one line per output policy.
+
+    Runs against one deployment under different output policies (the deployment's policy changed between
+    them) compare the defenses; the chart labels each line with its run and policy.
+    """
+    deployment_id = (run.config or {}).get("deployment")
+    runs = list(
+        EvaluationRun.objects.filter(
+            kind=RunKind.EXTRACTION,
+            status=RunStatus.SUCCEEDED,
+            system_id=run.system_id,
+            config__target="deployment",
+            config__deployment=deployment_id,
+        )
+        .select_related("model_artifact")
+        .order_by("-finished_at", "-id")[:limit]
+    )
+    runs.reverse()
+    series = [
+        {
+            "label": f"#{other.pk} {other.metrics.get('deployment_policy', '?')}",
+            "points": list(zip(other.metrics.get("budgets") or [], other.metrics.get("fidelity") or [], strict=False)),
+        }
+        for other in runs
+        if other.metrics.get("budgets")
+    ]
+    if not series:
+        return "", runs
+    chart = line_chart(
+        series,
+        x_label="attack queries over HTTP",
+        y_label="fidelity",
+        y_range=(0.0, 1.0),
+        title=f"Output policies of {run.metrics.get('deployment', 'the deployment')} compared",
+    )
+    return chart, runs
 
 
 def class_score_chart(metrics: dict[str, Any]) -> str:

@@ -403,6 +403,13 @@ def _transition(
     return run
 
 
+def _ingestion_refusal(dataset: Dataset) -> str | None:
+    """Runs use only accepted versions of a dataset under ingestion (the sub-app decides which those are)."""
+    from evaluations.ingestion.services import dataset_refusal
+
+    return dataset_refusal(dataset)
+
+
 def _queue_for(run: EvaluationRun) -> str:
     if run.config.get("device") == "cuda" and settings.GARRISON_GPU_QUEUE:
         return settings.GARRISON_GPU_QUEUE
@@ -448,6 +455,8 @@ def evaluation_run_queue(
             errors["dataset"] = ["That dataset belongs to another system."]
         elif dataset.status == DatasetStatus.REJECTED:
             errors["dataset"] = [f"Dataset {dataset} was rejected: {dataset.status_message}"]
+        elif refusal := _ingestion_refusal(dataset):
+            errors["dataset"] = [refusal]
     elif dataset is not None:
         errors["dataset"] = [f"A {kind} run takes no dataset."]
     if errors:

@@ -87,6 +87,11 @@ def configure(celery_app: Celery) -> None:
                 "schedule": 24 * 60 * 60.0,
                 "options": {"queue": "default"},
             },
+            "serving-query-log-retention": {
+                "task": "evaluations.serving.tasks.prune_query_logs",
+                "schedule": 24 * 60 * 60.0,
+                "options": {"queue": "default"},
+            },
             "evaluation-run-reaper": {
                 "task": "evaluations.tasks.reap_stale_runs",
                 "schedule": 60.0,

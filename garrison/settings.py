@@ -89,6 +89,8 @@ INSTALLED_APPS = [
     "garrison.audit",
     "threatmodel",
     "evaluations",
+    "evaluations.ingestion",
+    "evaluations.serving",
     "kpis",
     "incidents",
 ]
@@ -266,6 +268,9 @@ SPECTACULAR_SETTINGS = {
         "IncidentStatusEnum": "incidents.models.IncidentStatus",
         "ReportKindEnum": "incidents.models.ReportKind",
         "GateFormatEnum": ["json", "junit", "sarif"],
+        "IngestionBatchStatusEnum": "evaluations.ingestion.models.BatchStatus",
+        "IngestionDecisionEnum": "evaluations.ingestion.models.Decision",
+        "IngestionDecisionInputEnum": ["accept", "accept_without_flagged", "reject"],
     },
 }
 
@@ -303,3 +308,14 @@ GARRISON_RUN_HEARTBEAT_SECONDS = env_int("GARRISON_RUN_HEARTBEAT_SECONDS", 10)
 GARRISON_RUN_STALE_SECONDS = env_int("GARRISON_RUN_STALE_SECONDS", 120)
 GARRISON_RUN_MAX_ATTEMPTS = env_int("GARRISON_RUN_MAX_ATTEMPTS", 2)
 GARRISON_PROGRESS_INTERVAL_SECONDS = float(os.environ.get("GARRISON_PROGRESS_INTERVAL_SECONDS", "1.0"))
+# Largest training-data batch a pipeline may push (evaluations.ingestion); each dataset also caps its records.
+GARRISON_INGESTION_MAX_BATCH_BYTES = env_int("GARRISON_INGESTION_MAX_BATCH_BYTES", 64 * 1024 * 1024)
+
+# --- Serving guard (evaluations.serving) ---------------------------------------------
+# The largest prediction body read at all; each deployment sets its own (smaller) limit.
+GARRISON_SERVING_MAX_BODY_BYTES = env_int("GARRISON_SERVING_MAX_BODY_BYTES", 16 * 1024 * 1024)
+# Where workers reach the web process, for extraction runs that target a deployment over HTTP.
+GARRISON_SERVING_BASE_URL = os.environ.get("GARRISON_SERVING_BASE_URL", "http://127.0.0.1:8000")
+# Torch threads of a web process once it serves a model (0: torch's default); batch-1 predictions are fastest
+# on one thread per process, with the cores shared by several processes.
+GARRISON_SERVING_TORCH_THREADS = env_int("GARRISON_SERVING_TORCH_THREADS", 1)

@@ -13,6 +13,7 @@ api_patterns = [
     path("", include("kpis.api.urls")),
     path("", include("incidents.api.urls")),
     path("", include("evaluations.api.urls")),
+    path("", include("evaluations.ingestion.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
 ]
@@ -24,6 +25,8 @@ urlpatterns = [
     path("", include("garrison.accounts.urls")),
     path("audit/", include("garrison.audit.urls")),
     path("evaluations/", include("evaluations.urls")),
+    path("ingestion/", include("evaluations.ingestion.urls")),
+    path("", include("evaluations.serving.urls")),
     path("kpis/", include("kpis.urls")),
     path("incidents/", include("incidents.urls")),
     path("api/", include((api_patterns, "api"))),

@@ -33,6 +33,7 @@ class DetectionSource(models.TextChoices):
 
     EVALUATION_RUN = "evaluation_run", "Evaluation run"
     MONITOR_ALERT = "monitor_alert", "Monitor alert"
+    INGESTION_CHECK = "ingestion_check", "Ingestion check"
     MANUAL_REPORT = "manual_report", "Manual report"
 
 

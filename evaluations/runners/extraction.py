@@ -135,6 +135,10 @@ def run_extraction(ctx: RunContext) -> RunOutcome:
         transfer_eps=config["transfer_eps"],
         transfer_samples=config["transfer_samples"],
     )
+    if config.get("target") == "deployment":
+        return _run_against_deployment(
+            ctx, classifier, strategy, pool, x_eval, y_eval, engine_config, surrogate, started=started
+        )
     victim = LocalVictim(classifier, defense=defense)
     oracle = LocalVictim(classifier, defense=defense)  # evaluation traffic, never seen by the detector
     detector = ExtractionDetector(DetectorConfig()) if config["detector"] else None
@@ -241,6 +245,156 @@ def run_extraction(ctx: RunContext) -> RunOutcome:
         flags=flags,
         reliable=None,
         reproducibility=reproducibility,
+        files=[ProducedFile("report", "extraction-report.json", "application/json", json.dumps(report).encode())],
+        engine_seconds=time.perf_counter() - started,
+    )
+
+
+def _utility_defense(policy: dict[str, Any]) -> Any:
+    """The engine defense whose utility matches a deployment's output policy (labels only: one-hot)."""
+    from evaluations.engine.extraction import LabelOnly, TopK
+    from evaluations.serving.policies import engine_output
+
+    if policy["name"] == "label_only":
+        return LabelOnly()
+    if policy["name"] == "top_k":
+        return TopK(k=int(policy["k"]))
+    return engine_output(policy)[2]
+
+
+def _run_against_deployment(
+    ctx: RunContext,
+    classifier: Any,
+    strategy: Any,
+    pool: Any,
+    x_eval: Any,
+    y_eval: Any,
+    engine_config: Any,
+    surrogate: str,
+    *,
+    started: float,
+) -> RunOutcome:
+    """Attack a guarded deployment over real HTTP with a key of the run's own; report what its guard did."""
+    from evaluations.engine.common import EngineInputError, check_cancelled, library_versions
+    from evaluations.engine.extraction import LocalVictim, VictimError, defense_utility, extract
+    from evaluations.serving.evaluation import MeteredHttpVictim, TargetError, deployment_target
+    from evaluations.serving.policies import engine_output
+
+    config = ctx.config
+    stopped_by_guard = None
+    result = None
+    try:
+        with deployment_target(config["deployment"], model_sha256=ctx.model.sha256) as target:
+            victim = MeteredHttpVictim.create(
+                target.url,
+                target.secret,
+                classifier=classifier,
+                batch_size=config["http_batch_size"],
+                max_wait=config["max_rate_limit_wait"],
+            )
+            output, k, defense = engine_output(target.policy)
+            # Evaluation traffic (fidelity labels, transfer) stays in-process: the deployment's monitor and
+            # limits see only the attacker's queries, and the labels are the ones the deployment answers.
+            oracle = LocalVictim(classifier, output=output, k=k, defense=defense)  # type: ignore[arg-type]
+            attack_started = time.perf_counter()
+            try:
+                result = extract(
+                    victim,
+                    strategy,
+                    x_eval,
+                    y_eval,
+                    engine_config,
+                    pool=pool,
+                    evaluation_victim=oracle,
+                    seed=config["seed"],
+                    device=_device(config),
+                    progress=lambda f: ctx.progress(0.02 + 0.88 * f, f"extracting over HTTP ({config['strategy']})"),
+                    should_cancel=ctx.should_cancel,
+                )
+            except VictimError as exc:
+                stopped_by_guard = str(exc)
+            attack_seconds = time.perf_counter() - attack_started
+            queries_sent = victim.queries_used
+            metering = dict(victim.metering)
+    except TargetError as exc:
+        raise EngineInputError(str(exc)) from None
+    check_cancelled(ctx.should_cancel)
+    outcome = target.outcome
+    policy = outcome["policy"]
+    ctx.progress(0.92, "measuring the output policy's utility")
+    utility_defense = _utility_defense(policy)
+    utility = defense_utility(classifier, utility_defense or (lambda p: p), x_eval, y_eval)
+    budgets = [point.budget for point in result.curve] if result else []
+    fidelity = [point.fidelity for point in result.curve] if result else []
+    reference_budget, reference_fidelity = reference_point(budgets, fidelity)
+    metrics: dict[str, Any] = {
+        "target": "deployment",
+        "deployment_id": outcome["deployment_id"],
+        "deployment": outcome["deployment"],
+        "deployment_policy": policy["name"],
+        "deployment_policy_params": policy,
+        "strategy": config["strategy"],
+        "surrogate": surrogate,
+        "budgets": budgets,
+        "queries": [point.queries for point in result.curve] if result else [],
+        "fidelity": fidelity,
+        "surrogate_accuracy": [point.accuracy for point in result.curve] if result else [],
+        "reference_budget": reference_budget,
+        "fidelity_at_reference_budget": reference_fidelity,
+        "queries_used": result.queries_used if result else queries_sent,
+        "evaluation_queries": result.evaluation_queries if result else 0,
+        "victim_accuracy": result.victim_accuracy if result else None,
+        "soft_labels_used": result.soft_labels_used if result else None,
+        "complete": bool(result and result.complete),
+        "stopped_reason": (result.stopped_reason if result else None) or stopped_by_guard,
+        "n_eval": int(x_eval.shape[0]),
+        "defense": policy["name"],
+        "defense_params": policy,
+        "defense_accuracy": utility.accuracy,
+        "defense_agreement": utility.top1_agreement,
+        "undefended_accuracy": utility.undefended_accuracy,
+        "defense_accuracy_drop": utility.accuracy_drop,
+        "defense_l1_distortion": utility.mean_l1_distortion,
+        "transfer_attack": result.transfer.attack if result and result.transfer else None,
+        "transfer_success_rate": result.transfer.success_rate if result and result.transfer else None,
+        "detector": outcome["monitor_enabled"],
+        "monitor_action": outcome["monitor_action"],
+        "flagged": outcome["flagged"],
+        "queries_to_detection": outcome["queries_to_detection"],
+        "detected_by": outcome["detected_by"],
+        "rate_limited_responses": metering["rate_limited_responses"],
+        "seconds_waited": round(metering["seconds_waited"], 3),
+        "blocked_after": metering["blocked_after"],
+        "gave_up_waiting": metering["gave_up_waiting"],
+        "attack_seconds": round(attack_seconds, 3),
+        "limits": outcome["limits"],
+    }
+    report = result.to_dict() if result else {}
+    report["deployment"] = outcome
+    report["metering"] = metering
+    report["defense_utility"] = utility.to_dict()
+    flags = []
+    if stopped_by_guard:
+        message = f"The deployment's guard stopped the attack: {stopped_by_guard}"
+        flags.append({"code": "stopped_by_guard", "message": message})
+    elif result is not None and not result.complete and result.stopped_reason:
+        message = f"The attack stopped early: {result.stopped_reason}."
+        flags.append({"code": "extraction_incomplete", "message": message})
+    ctx.progress(1.0, "done")
+    return RunOutcome(
+        metrics=metrics,
+        flags=flags,
+        reliable=None,
+        reproducibility={
+            "seed": config["seed"],
+            "model_sha256": ctx.model.sha256,
+            "dataset_sha256": ctx.dataset.sha256 if ctx.dataset else None,
+            "eval_sha256": result.eval_sha256 if result else None,
+            "queries_sha256": result.queries_sha256 if result else None,
+            "extraction_config": engine_config.to_dict(),
+            "victim": {"kind": "http", "endpoint": outcome["endpoint"], "key_prefix": outcome["key_prefix"]},
+            "library_versions": library_versions(),
+        },
         files=[ProducedFile("report", "extraction-report.json", "application/json", json.dumps(report).encode())],
         engine_seconds=time.perf_counter() - started,
     )

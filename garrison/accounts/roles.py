@@ -37,11 +37,16 @@ class Capability(models.TextChoices):
     SUBMIT_EVALUATIONS = "submit_evaluations", "Upload models and submit evaluation runs"
     GATE = "gate", "Call the CI/CD security gate"
     VIEW_AUDIT = "view_audit", "Read the team's audit log"
+    PUSH_DATA = "push_data", "Push training-data batches into quarantine"
+    APPROVE_DATA = "approve_data", "Govern datasets and accept or reject quarantined training data"
+    DEPLOY = "deploy", "Deploy models behind the guarded prediction API and manage their consumer keys"
 
 
 _VIEWER = {Capability.VIEW, Capability.VIEW_AUDIT}
 _EDITOR = _VIEWER | {Capability.EDIT, Capability.SUBMIT_EVALUATIONS, Capability.GATE}
-_APPROVER = _EDITOR | {Capability.APPROVE}
+_EDITOR |= {Capability.DEPLOY}  # editors deploy models behind the guarded API (evaluations.serving)
+_EDITOR |= {Capability.PUSH_DATA}
+_APPROVER = _EDITOR | {Capability.APPROVE, Capability.APPROVE_DATA}
 _ADMIN = _APPROVER | {Capability.ADMIN}
 
 ROLE_CAPABILITIES: dict[str, frozenset[str]] = {
@@ -57,6 +62,8 @@ TOKEN_ROLE_CAPABILITIES: dict[str, frozenset[str]] = {
     TokenRole.VIEWER: frozenset({Capability.VIEW}),
     TokenRole.EDITOR: frozenset({Capability.VIEW, Capability.EDIT, Capability.SUBMIT_EVALUATIONS}),
 }
+# Training pipelines push data batches into quarantine with an editor (automation) token; only people decide on them.
+TOKEN_ROLE_CAPABILITIES[TokenRole.EDITOR] |= {Capability.PUSH_DATA}
 
 
 def roles_with(capability: str) -> list[str]:

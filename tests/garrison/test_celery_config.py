@@ -37,3 +37,10 @@ def test_filesystem_broker_gets_its_folders(tmp_path):
     assert options["data_folder_in"] == options["data_folder_out"]
     assert (tmp_path / "queue").is_dir() and (tmp_path / "processed").is_dir()
     assert "data_folder_in" not in broker_transport_options("redis://localhost:6379/0", tmp_path)
+
+
+def test_every_beat_entry_names_a_registered_task():
+    app.loader.import_default_modules()
+    missing = [name for name, entry in app.conf.beat_schedule.items() if entry["task"] not in app.tasks]
+    assert missing == []
+    assert "serving-query-log-retention" in app.conf.beat_schedule

@@ -276,6 +276,14 @@ class ExtractionDetector:
         else:
             self._clients.pop(client_id, None)
 
+    def client_state(self, client_id: str) -> _Client | None:
+        """The opaque stream state of one client (picklable), to store between processes; None if unseen."""
+        return self._clients.get(str(client_id))
+
+    def restore_client(self, client_id: str, state: _Client) -> None:
+        """Continue a client's stream from a state returned by :meth:`client_state` under the same config."""
+        self._clients[str(client_id)] = state
+
     def observe(
         self,
         client_id: str,

@@ -1,0 +1,81 @@
+"""Loading a deployment's model once per process (scan-first engine loaders) and answering a batch.
+
+Only the serving routes import this module's functions' dependencies: torch is imported inside them.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from evaluations.models import ModelArtifact
+
+_MODELS: dict[tuple[int, str], Any] = {}
+_LOCK = threading.Lock()
+
+
+def classifier_for(artifact: ModelArtifact) -> Any:
+    """The artifact's classifier, loaded once per process (keyed by artifact id and blob SHA-256)."""
+    key = (artifact.pk, artifact.blob_id)
+    found = _MODELS.get(key)
+    if found is not None:
+        return found
+    with _LOCK:
+        found = _MODELS.get(key)
+        if found is None:
+            from evaluations.runners.base import ModelSpec, load_classifier
+
+            spec = ModelSpec(
+                path=artifact.blob.path,
+                format=artifact.format,
+                architecture=artifact.architecture,
+                hyperparams=dict(artifact.hyperparams),
+                input_shape=list(artifact.input_shape),
+                bounds=list(artifact.input_bounds),
+                class_names=list(artifact.class_names),
+                sha256=artifact.sha256,
+            )
+            found = load_classifier(spec)
+            _set_threads()
+            _MODELS[key] = found
+    return found
+
+
+def _set_threads() -> None:
+    """Small batches run fastest on one thread per web process (several processes share the cores)."""
+    from django.conf import settings
+
+    threads = settings.GARRISON_SERVING_TORCH_THREADS
+    if threads > 0:
+        import torch
+
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+
+
+def forget_models() -> None:
+    """Drop the cached models (tests, or after an artifact's file changed)."""
+    with _LOCK:
+        _MODELS.clear()
+
+
+def predict(artifact: ModelArtifact, x: Any, policy: dict[str, Any]) -> tuple[Any, Any]:
+    """``(answer, model probabilities (N, C))`` for a validated float64 batch ``x``.
+
+    The answer is what the engine's :class:`LocalVictim` with the policy's output and defense reveals
+    (the same code path: undefended probabilities, the defense, then the output). The undefended
+    probabilities are returned for the monitor: the server sees its model's real confidence, whatever
+    the policy hides or perturbs (reverse sigmoid, for one, makes every answer look uncertain).
+    """
+    import numpy as np
+    import torch
+
+    from evaluations.engine.extraction.victim import answer_from_probabilities
+    from evaluations.serving.policies import local_victim
+
+    classifier = classifier_for(artifact)
+    victim = local_victim(classifier, policy)
+    batch = torch.from_numpy(x).to(victim.input_dtype)
+    probabilities = victim.probabilities(batch)
+    defended = probabilities if victim.defense is None else np.asarray(victim.defense(probabilities), dtype=np.float64)
+    return answer_from_probabilities(defended, victim.output, victim.k), probabilities
