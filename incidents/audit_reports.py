@@ -36,6 +36,43 @@ def _approved(system: System) -> list[ThreatModelVersion]:
     )
 
 
+def _number(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def run_result(run: EvaluationRun) -> str:
+    """One line with a finished run's headline result, for the evaluation history."""
+    m = run.metrics or {}
+    if not m:
+        return ""
+    if run.kind == "poisoning_detection":
+        reasons = "; ".join(f"{row['name']}: {row['reason']}" for row in m.get("classes", []) if row.get("flagged"))
+        return f"{m.get('flagged', 0)} of {m.get('n_samples', '?')} training samples flagged ({m.get('method')})" + (
+            f"; {reasons}" if reasons else ""
+        )
+    if run.kind == "backdoor_simulation":
+        return (
+            f"attack success {_number(m.get('attack_success_rate'))} → {_number(m.get('backdoor_success_after'))} "
+            f"after dropping {m.get('flagged', 0)} flagged samples"
+        )
+    if run.kind == "robustness" and m.get("points"):
+        worst = m["points"][-1]
+        return (
+            f"clean accuracy {_number(m.get('clean_accuracy'))}; robust accuracy "
+            f"{_number(worst.get('robust_accuracy'))} at epsilon {worst.get('epsilon')} ({m.get('attack', '')})"
+        )
+    if run.kind == "adversarial_training":
+        return (
+            f"robust accuracy {_number(m.get('robust_accuracy_before'))} → {_number(m.get('robust_accuracy_after'))}"
+            f" (eps {m.get('eps')})"
+        )
+    if run.kind == "extraction" and m.get("fidelity_at_reference_budget") is not None:
+        return f"fidelity {_number(m['fidelity_at_reference_budget'])} at {m.get('reference_budget')} queries"
+    if run.kind == "model_scan":
+        return f"verdict {m.get('verdict')}, {m.get('findings', 0)} finding(s)"
+    return ""
+
+
 def system_section(system: System, *, charts: bool = True) -> dict[str, Any]:
     """Everything about one system that the audit shows."""
     models = []
@@ -84,12 +121,14 @@ def system_section(system: System, *, charts: bool = True) -> dict[str, Any]:
         EvaluationRun.objects.filter(system=system).select_related("model_artifact").order_by("-queued_at")[:30]
     )
     incidents = list(Incident.objects.filter(systems=system).select_related("owner").order_by("-detected_at"))
+    run_rows = [{"run": run, "result": run_result(run)} for run in runs]
     return {
         "system": system,
         "threat_models": models,
         "cells": cells,
         "trend_charts": trend_charts,
         "runs": runs,
+        "run_rows": run_rows,
         "incidents": incidents,
         "today": timezone.localdate(),
     }

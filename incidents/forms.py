@@ -87,11 +87,17 @@ class ActionForm(forms.Form):
     def __init__(self, *args: Any, team: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["owner"].queryset = _team_users(team)
-        self.fields["run"].queryset = (
+        # The 50 latest by id: a sliced queryset cannot validate a choice (its .get() raises, read as invalid).
+        latest = (
             EvaluationRun.objects.filter(system__team=team)
             .exclude(status__in=["failed", "cancelled"])
+            .order_by("-queued_at")
+            .values_list("pk", flat=True)[:50]
+        )
+        self.fields["run"].queryset = (
+            EvaluationRun.objects.filter(pk__in=list(latest))
             .select_related("system", "model_artifact")
-            .order_by("-queued_at")[:50]
+            .order_by("-queued_at")
         )
 
 

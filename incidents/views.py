@@ -25,6 +25,7 @@ from incidents.forms import (
     TimelineForm,
 )
 from incidents.models import IncidentStatus, RemediationAction, Severity
+from incidents.reports import duration_label, evidence_rows
 from incidents.services import TRANSITIONS
 from threatmodel.models import System
 
@@ -80,6 +81,8 @@ def incident_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "incidents/incident_detail.html",
         {
             "incident": incident,
+            "evidence": evidence_rows(list(incident.evidence.all())),
+            "time_to_remediate": duration_label(incident.time_to_remediate),
             "can_edit": can_edit,
             "next_statuses": [
                 IncidentStatus(s) for s in sorted(TRANSITIONS[incident.status], key=list(IncidentStatus.values).index)

@@ -74,7 +74,8 @@ def test_seed_demo_with_models_gives_every_journey_its_data_and_twice_changes_no
     seed(models=True)
     digits = System.objects.get(slug="digits-classifier")
     assert ModelArtifact.objects.filter(system=digits).count() == 2  # v1 and its hardened v2
-    assert ModelArtifact.objects.filter(system__slug="sms-spam-filter", scan_status="clean").count() == 1
+    # The reference spam model, the poisoned weekly retrain and its retrained fix.
+    assert ModelArtifact.objects.filter(system__slug="sms-spam-filter", scan_status="clean").count() == 3
     assert not EvaluationRun.objects.exclude(status="succeeded").exists()
     trend = list(
         Measurement.objects.filter(system=digits, kpi="robust_accuracy")
@@ -82,7 +83,9 @@ def test_seed_demo_with_models_gives_every_journey_its_data_and_twice_changes_no
         .values_list("value", flat=True)
     )
     assert len(trend) == 2 and trend[1] > trend[0]
-    assert Incident.objects.get(systems__slug="sms-spam-filter").status == "closed"
+    backdoor = Incident.objects.get(systems__slug="sms-spam-filter")
+    assert backdoor.status == "closed" and backdoor.detection_source == "evaluation_run"
+    assert "velvet sunrise" in backdoor.title and backdoor.actions.filter(run__isnull=False).exists()
     counts = (
         get_user_model().objects.count(),
         Team.objects.count(),

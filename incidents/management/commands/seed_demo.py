@@ -12,9 +12,10 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from evaluations.demo import seed_evaluations, seed_hardening, seed_spam_model
+from evaluations.demo import seed_evaluations, seed_hardening, seed_spam_backdoor, seed_spam_model
 from evaluations.evidence import refresh_system
 from evaluations.evidence_services import evidence_requirement_create
+from evaluations.ingestion.demo import seed_ingestion
 from garrison.accounts.demo import ADMIN_PASSWORD_ENV, seed_accounts
 from incidents.demo import seed_incidents
 from incidents.kpi import record_incident_kpis
@@ -43,6 +44,7 @@ class Command(BaseCommand):
         systems = seed_systems(actor=accounts.admin, team=accounts.team)
         seed_threat_models(author=accounts.admin, approver=accounts.approver, systems=systems)
         control = seed_digits_threat_model(author=accounts.admin, approver=accounts.approver, systems=systems)
+        backdoor = None
         if not options["skip_models"]:
             self.stdout.write("Training, hardening and evaluating the demo models (first run only, a few minutes)...")
             seed_evaluations(actor=accounts.admin, team=accounts.team)
@@ -50,6 +52,7 @@ class Command(BaseCommand):
                 system_measure(system=system, trigger="demo: first model")
             seed_hardening(actor=accounts.admin, team=accounts.team)
             seed_spam_model(actor=accounts.admin, team=accounts.team)
+            backdoor = seed_spam_backdoor(actor=accounts.admin, team=accounts.team)
         if control is not None:
             evidence_requirement_create(
                 actor=accounts.admin,
@@ -61,7 +64,8 @@ class Command(BaseCommand):
                 epsilon=0.1,
                 max_age_days=30,
             )
-        seed_incidents(actor=accounts.admin, systems=systems)
+        seed_incidents(actor=accounts.admin, systems=systems, detection=backdoor, approver=accounts.approver)
+        seed_ingestion(actor=accounts.admin, approver=accounts.approver, team=accounts.team)
         for system in systems:
             refresh_system(system.pk)
             system_measure(system=system, trigger="demo data")
