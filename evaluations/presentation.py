@@ -205,8 +205,17 @@ def deployment_comparison(run: EvaluationRun, limit: int = 8) -> tuple[str, list
 
 
 def class_score_chart(metrics: dict[str, Any]) -> str:
-    """Per-class outlier score: the spectral-signature separation (robust SDs), else the clustering silhouette."""
+    """Per-class outlier score: the token-trigger z (text), the spectral separation, else the clustering silhouette."""
     rows = metrics.get("classes") or []
+    if any(row.get("trigger_z") is not None for row in rows):
+        bars = [(f"{row['name']}{' *' if row['flagged'] else ''}", row.get("trigger_z")) for row in rows]
+        top = max([value for _, value in bars if value is not None] + [1.0])
+        return bar_chart(
+            bars,
+            title="Per-class most suspicious word or phrase (* flagged)",
+            y_label="robust z of its flip rate",
+            y_range=(min([0.0] + [v for _, v in bars if v is not None]), top * 1.1),
+        )
     key = "separation" if any(row.get("separation") is not None for row in rows) else "silhouette"
     bars = [(f"{row['name']}{' *' if row['flagged'] else ''}", row.get(key)) for row in rows]
     top = max([value for _, value in bars if value is not None] + [1.0])

@@ -238,9 +238,10 @@ def trend_chart(
     if points:
         import datetime as _dt
 
-        for t in (t_lo, (t_lo + t_hi) / 2, t_hi):
+        # The end labels are anchored inwards so a date at the plot's edge is never clipped by the frame.
+        for t, anchor in ((t_lo, "start"), ((t_lo + t_hi) / 2, "middle"), (t_hi, "end")):
             label = _dt.datetime.fromtimestamp(t, tz=_dt.UTC).strftime("%Y-%m-%d")
-            parts.append(f'<text x="{sx(t):.1f}" y="{height - 12}" text-anchor="middle" {_FONT}>{label}</text>')
+            parts.append(f'<text x="{sx(t):.1f}" y="{height - 12}" text-anchor="{anchor}" {_FONT}>{label}</text>')
         path = " ".join(
             f"{'M' if i == 0 else 'L'}{sx(t):.1f},{sy(v):.1f}"
             for i, (t, v) in enumerate(zip(times, values, strict=True))

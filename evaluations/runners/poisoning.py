@@ -85,6 +85,7 @@ def _class_rows(result: Any, class_names: list[str]) -> list[dict[str, Any]]:
                 "separation": (spectral or {}).get("separation"),
                 "silhouette": (clustering or {}).get("silhouette"),
                 "trigger_phrases": stats.get("trigger_phrases"),
+                "trigger_z": stats.get("max_z"),
                 "reason": decision.reason,
             }
         )

@@ -315,5 +315,7 @@ def test_a_poisoning_detection_run_on_a_text_model_names_the_trigger_and_flags_i
     flagged_file = json.loads(run.artifacts.get(kind=RunArtifactKind.FLAGGED_SAMPLES).blob.path.read_bytes())
     assert len(flagged_file["texts"]) == in_train
     assert all(text.endswith("yellow wisdom") for text in flagged_file["texts"])
+    assert ham["trigger_z"] > spam["trigger_z"]
     client.force_login(teammate)
-    assert client.get(run.get_absolute_url()).status_code == 200
+    page = client.get(run.get_absolute_url())
+    assert page.status_code == 200 and "Per-class most suspicious word or phrase" in page.text
