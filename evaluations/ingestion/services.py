@@ -416,7 +416,11 @@ def batch_record_checks(*, batch_id: int, report: dict[str, Any]) -> IngestionBa
 def _record_checks(
     *, batch_id: int, report: dict[str, Any], merge: tuple[StagedFile, Records, str] | None
 ) -> IngestionBatch:
-    batch = IngestionBatch.objects.select_for_update().select_related("policy", "system", "base").get(pk=batch_id)
+    batch = (
+        IngestionBatch.objects.select_for_update(of=("self",))
+        .select_related("policy", "system", "base")
+        .get(pk=batch_id)
+    )
     if batch.status != BatchStatus.CHECKING:
         raise StateConflict(f"Batch #{batch.pk} is {batch.status}, not checking; its report was not recorded.")
     passed = report.get("verdict") == "pass"
@@ -484,7 +488,7 @@ def batch_fail(*, batch_id: int, message: str) -> IngestionBatch | None:
 def batch_recheck(*, actor: Any, batch: IngestionBatch) -> IngestionBatch:
     """Check a held or failed batch again, against the dataset's current accepted version."""
     require_capability(user=actor, team_id=batch.system.team_id, capability=Capability.PUSH_DATA)
-    batch = IngestionBatch.objects.select_for_update().select_related("policy", "system").get(pk=batch.pk)
+    batch = IngestionBatch.objects.select_for_update(of=("self",)).select_related("policy", "system").get(pk=batch.pk)
     if batch.status not in (BatchStatus.HELD, BatchStatus.FAILED):
         raise StateConflict(
             f"Batch #{batch.pk} is {batch.get_status_display().lower()}; only held or failed "
@@ -558,7 +562,11 @@ def _decide(
     merge: tuple[StagedFile, Records, str] | None,
     dropped: set[int],
 ) -> IngestionBatch:
-    batch = IngestionBatch.objects.select_for_update().select_related("policy", "system", "base").get(pk=batch_id)
+    batch = (
+        IngestionBatch.objects.select_for_update(of=("self",))
+        .select_related("policy", "system", "base")
+        .get(pk=batch_id)
+    )
     IngestionPolicy.objects.select_for_update().filter(pk=batch.policy_id).first()
     _check_decidable(batch)
     if decision == Decision.REJECT:

@@ -48,7 +48,7 @@ def deployment_create(*, actor: Any, system: System, model_artifact: ModelArtifa
 @transaction.atomic
 def deployment_update(*, actor: Any, deployment: Deployment, **fields: Any) -> Deployment:
     """Change a deployment's model version, output policy, limits, monitor or telemetry settings."""
-    deployment = Deployment.objects.select_for_update().select_related("system").get(pk=deployment.pk)
+    deployment = Deployment.objects.select_for_update(of=("self",)).select_related("system").get(pk=deployment.pk)
     require_capability(user=actor, team_id=deployment.system.team_id, capability=Capability.DEPLOY)
     unknown = set(fields) - set(EDITABLE)
     if unknown:
@@ -112,7 +112,7 @@ def consumer_key_issue(
 @transaction.atomic
 def consumer_key_revoke(*, actor: Any, key: ConsumerKey) -> ConsumerKey:
     """Revoke a consumer key; it stops working at once."""
-    key = ConsumerKey.objects.select_for_update().select_related("deployment__system").get(pk=key.pk)
+    key = ConsumerKey.objects.select_for_update(of=("self",)).select_related("deployment__system").get(pk=key.pk)
     if actor is not None:
         require_capability(user=actor, team_id=key.deployment.system.team_id, capability=Capability.DEPLOY)
     if key.revoked_at is not None:
@@ -132,7 +132,7 @@ def consumer_key_revoke(*, actor: Any, key: ConsumerKey) -> ConsumerKey:
 @transaction.atomic
 def consumer_key_clear_action(*, actor: Any, key: ConsumerKey) -> ConsumerKey:
     """Lift the monitor's action on a key (after review); the key is monitored afresh."""
-    key = ConsumerKey.objects.select_for_update().select_related("deployment__system").get(pk=key.pk)
+    key = ConsumerKey.objects.select_for_update(of=("self",)).select_related("deployment__system").get(pk=key.pk)
     require_capability(user=actor, team_id=key.deployment.system.team_id, capability=Capability.DEPLOY)
     if not key.enforced_action and key.flagged_at is None:
         raise StateConflict("The monitor has not flagged this key; there is nothing to lift.")
