@@ -275,10 +275,16 @@ def run(*, quick: bool = False) -> BenchResult:
     ]
     sms_native = {c["art"]["spectral"].get("native_error") for c in report["sms"]["cells"]} - {None}
     result.notes += [
-        "Garrison: `detect_poison_in_model` with its defaults: on digits spectral signatures + activation "
-        "clustering over penultimate features (`union`); on SMS (token ids) the token-trigger detector "
-        "(`evaluations/engine/poisoning/text_triggers.py`, the trained model as judge). The ingestion scan is "
-        "`detect_text_poison` on raw texts with no model (a bag-of-words logistic-regression judge).",
+        "Garrison: `detect_poison_in_model` with its defaults: on digits (float images) the input-space "
+        "patch-trigger detector (`evaluations/engine/poisoning/input_space.py`: per window, the class-t samples "
+        "that leave t when the window is filled with the median image give a candidate trigger; it is confirmed "
+        "when pasting it sends >= 80% of the source class to t, >= 5 samples carry it and leave t without it, they "
+        "are at least half of t's samples carrying it, and most of them look like another class with the window "
+        "ignored: Neural Cleanse's small-trigger test per (source, target) pair + exclusionary reclassification); "
+        "on SMS "
+        "(token ids) the token-trigger detector (`evaluations/engine/poisoning/text_triggers.py`, the trained "
+        "model as judge). The ingestion scan is `detect_text_poison` on raw texts with no model (a "
+        "bag-of-words logistic-regression judge).",
         "ART 1.20.1 `SpectralSignatureDefense` and `ActivationDefence` with their defaults (`detect_poison()`, "
         "`expected_pp_poison=0.33`, 2-means on 10 PCA dims, 'smaller' cluster analysis) around a "
         "`PyTorchClassifier` of the same module, on the same poisoned training set; ART reads its activations "
@@ -302,13 +308,12 @@ def run(*, quick: bool = False) -> BenchResult:
         "'flipped' rate on SMS (two extra words tip a few borderline spam messages into ham): when every poison "
         "is flagged, dropping the flags leaves exactly the clean split, so the remediated model is the clean "
         "model and its figures are the clean model's.",
-        "The digits misses are the feature-space detectors' (spectral signatures and activation clustering, "
-        "unchanged here): with 7 poisoned copies in a class of 134 the poison does not form a separate cluster "
-        "in the penultimate features of two seeds' models (ranked by whitened distance the copies sit among "
-        "clean samples), and on one seed a natural sub-cluster of about a fifth of the 9s is well separated and "
-        "lies nearer another class, so activation clustering flags it at 0% and at 33%. They also depend on the "
-        "training recipe: with the attack benchmarks' recipe (Adam 0.01, 10 epochs) the quick run found no "
-        "poison in any digits cell.",
+        "The feature-space detectors (spectral signatures + activation clustering over penultimate features, "
+        "`DetectionConfig(images='features')`) are no longer the digits default: with 7 poisoned copies in a "
+        "class of 134 the poison does not form a separate cluster in two seeds' models, and on one seed a "
+        "natural sub-cluster of about a fifth of the 9s is well separated and lies nearer another class, so "
+        "activation clustering flagged it at 0% and at 33% (the previous run of this table: 5% recall 0.00 on "
+        "seeds 1 and 2, 27 clean 9s flagged at 0%, precision 0.72 at 33%).",
     ]
     result.data = {"report": report, "ingestion": ingestion}
     return result

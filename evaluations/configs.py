@@ -210,6 +210,12 @@ class ExtractionRunConfig(_Common):
 
 
 DETECTION_METHODS = ["union", "consensus", "spectral_signatures", "activation_clustering"]
+IMAGE_DETECTORS = ["input_space", "union", "features"]
+_IMAGES_HELP = (
+    "Images only. input_space: reconstruct patch triggers in the inputs (the default); features: the "
+    "feature-space detectors chosen by method (spectral signatures, activation clustering); union: both, "
+    "a feature-space finding kept only when the input-space exclusion check agrees."
+)
 
 
 class PoisoningDetectionConfig(_Common):
@@ -223,6 +229,7 @@ class PoisoningDetectionConfig(_Common):
     layer = serializers.CharField(
         default="", allow_blank=True, max_length=200, help_text="Feature layer name; blank finds the last Linear."
     )
+    images = serializers.ChoiceField(choices=IMAGE_DETECTORS, default="input_space", help_text=_IMAGES_HELP)
     max_samples = serializers.IntegerField(min_value=20, max_value=1_000_000, default=100_000)
     batch_size = serializers.IntegerField(min_value=1, max_value=4096, default=512)
 
@@ -256,6 +263,7 @@ class BackdoorSimulationConfig(_Common):
     batch_size = serializers.IntegerField(min_value=1, max_value=4096, default=64)
     lr = serializers.FloatField(min_value=1e-7, max_value=10.0, default=3e-3)
     method = serializers.ChoiceField(choices=DETECTION_METHODS, default="union")
+    images = serializers.ChoiceField(choices=IMAGE_DETECTORS, default="input_space", help_text=_IMAGES_HELP)
     clean_baseline = serializers.BooleanField(
         default=False, help_text="Also train on the clean data for a reference clean accuracy (twice the time)."
     )

@@ -38,7 +38,7 @@ MAX_IDS_IN_METRICS = 100
 def _detection_config(config: dict[str, Any]) -> Any:
     from evaluations.engine.poisoning import DetectionConfig
 
-    return DetectionConfig(method=config["method"])
+    return DetectionConfig(method=config["method"], images=config.get("images", "input_space"))
 
 
 def known_poison(spec: DataSpec, n_train: int) -> Any:

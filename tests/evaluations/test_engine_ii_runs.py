@@ -29,7 +29,8 @@ TINY_EXTRACTION = {
     "max_eval_samples": 60,
     "max_pool_samples": 200,
 }
-TINY_DETECTION = {"max_samples": 400}
+#: The feature-space detectors (the default for images is the input-space patch-trigger detector).
+TINY_DETECTION = {"max_samples": 400, "images": "features"}
 TINY_BACKDOOR = {
     "target_class": 0,
     "source_classes": [1, 2],
@@ -38,6 +39,7 @@ TINY_BACKDOOR = {
     "lr": 1e-2,
     "max_train_samples": 500,
     "max_test_samples": 120,
+    "images": "features",  # three epochs plant the patch in the features before the model obeys it
 }
 
 
@@ -104,6 +106,12 @@ def test_an_extraction_run_without_the_detector_or_transfer_attack_leaves_them_o
     assert "queries_to_detection" not in metrics and "benign_false_positive_rate" not in metrics
     assert metrics["transfer_success_rate"] is None
     assert metrics["defense"] == "label_only" and metrics["soft_labels_used"] is True
+
+
+def test_an_image_poisoning_detection_run_uses_the_input_space_detector_by_default(api, teammate, system, model):
+    run = run_to_completion(api(teammate), system, model, "poisoning_detection", {"max_samples": 400})
+    assert run.metrics["method"] == "patch_trigger" and run.config["images"] == "input_space"
+    assert len(run.metrics["classes"]) == 10
 
 
 def test_a_poisoning_detection_run_judges_every_class_and_keeps_the_flagged_ids_in_a_file(

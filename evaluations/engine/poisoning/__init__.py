@@ -9,6 +9,9 @@
 * :func:`detect_text_poison` (raw texts, no model) and :func:`detect_token_triggers_in_model` (token ids and
   the model trained on them) find trigger words and phrases by leave-the-word-out reclassification
   (ONION, BKI); :func:`detect_poison_in_model` uses the latter for text data.
+* :func:`detect_patch_triggers` finds image patch triggers in input space (trigger reconstruction as in
+  Neural Cleanse, confirmed by exclusionary reclassification); :func:`detect_poison_in_model` uses it for
+  float images by default.
 * :func:`remediate` drops or relabels flagged samples, retrains and re-measures.
 """
 
@@ -30,6 +33,7 @@ from evaluations.engine.poisoning.features import (
     find_penultimate_layer,
     layer_names,
 )
+from evaluations.engine.poisoning.input_space import InputSpaceConfig, detect_patch_triggers
 from evaluations.engine.poisoning.recipe import TrainingRecipe, module_sha256
 from evaluations.engine.poisoning.remediate import RemediationResult, remediate
 from evaluations.engine.poisoning.results import ClassDecision, DetectionMetrics, DetectionResult
@@ -63,6 +67,7 @@ __all__ = [
     "DetectionResult",
     "FeatureExtraction",
     "FeatureLayerNotFoundError",
+    "InputSpaceConfig",
     "NotEnoughSamplesError",
     "PatchTrigger",
     "PoisonRateError",
@@ -76,6 +81,7 @@ __all__ = [
     "UnknownClassError",
     "activation_clustering",
     "detect_poison",
+    "detect_patch_triggers",
     "detect_poison_in_model",
     "detect_text_poison",
     "detect_token_triggers_in_model",

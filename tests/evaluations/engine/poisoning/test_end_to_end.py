@@ -9,6 +9,7 @@ from evaluations.engine.defenses import TrainingConfig
 from evaluations.engine.poisoning import (
     BackdoorConfig,
     BlendTrigger,
+    DetectionConfig,
     TokenTrigger,
     TrainingRecipe,
     detect_poison_in_model,
@@ -32,7 +33,11 @@ def test_patch_backdoor_is_learned_detected_and_removed(digits_subset, digits_re
     assert detection.metrics.recall >= 0.8
     assert detection.metrics.precision >= 0.8
     assert detection.model_sha256 == simulation.model_sha256
-    assert detection.feature_layer["layer"] == "head"
+    assert detection.method == "patch_trigger"  # float images go to the input-space detector by default
+    features = detect_poison_in_model(
+        simulation.module, simulation.poisoned.dataset, DetectionConfig(images="features"), seed=0
+    )
+    assert features.feature_layer["layer"] == "head"
 
     remediation = remediate(
         simulation.poisoned.dataset,
