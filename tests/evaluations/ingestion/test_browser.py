@@ -11,7 +11,6 @@ import pytest
 from evaluations.ingestion import services
 from evaluations.ingestion.models import BatchStatus, IngestionBatch
 from evaluations.ingestion.tasks import check_batch
-from tests.browser.conftest import browser, page  # noqa: F401 - the browser fixtures
 from tests.evaluations.ingestion.conftest import poisoned_batch, tsv
 from tests.factories import PASSWORD
 

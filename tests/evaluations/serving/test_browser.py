@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from evaluations.serving.models import Deployment
-from tests.browser.conftest import browser, page  # noqa: F401 - the browser fixtures
 from tests.factories import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
