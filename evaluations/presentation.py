@@ -216,6 +216,13 @@ def class_score_chart(metrics: dict[str, Any]) -> str:
             y_label="robust z of its flip rate",
             y_range=(min([0.0] + [v for _, v in bars if v is not None]), top * 1.1),
         )
+    if any(row.get("trigger_transfer") is not None for row in rows):
+        return bar_chart(
+            [(f"{row['name']}{' *' if row['flagged'] else ''}", row.get("trigger_transfer")) for row in rows],
+            title="Per-class best candidate patch trigger: share of its source class it sends here (* flagged)",
+            y_label="transfer rate",
+            y_range=(0.0, 1.0),
+        )
     key = "separation" if any(row.get("separation") is not None for row in rows) else "silhouette"
     bars = [(f"{row['name']}{' *' if row['flagged'] else ''}", row.get(key)) for row in rows]
     top = max([value for _, value in bars if value is not None] + [1.0])

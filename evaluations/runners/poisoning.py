@@ -86,6 +86,7 @@ def _class_rows(result: Any, class_names: list[str]) -> list[dict[str, Any]]:
                 "silhouette": (clustering or {}).get("silhouette"),
                 "trigger_phrases": stats.get("trigger_phrases"),
                 "trigger_z": stats.get("max_z"),
+                "trigger_transfer": stats.get("best_transfer"),
                 "reason": decision.reason,
             }
         )

@@ -108,10 +108,19 @@ def test_an_extraction_run_without_the_detector_or_transfer_attack_leaves_them_o
     assert metrics["defense"] == "label_only" and metrics["soft_labels_used"] is True
 
 
-def test_an_image_poisoning_detection_run_uses_the_input_space_detector_by_default(api, teammate, system, model):
+def test_an_image_poisoning_detection_run_uses_the_input_space_detector_by_default(
+    api, client, teammate, system, model
+):
     run = run_to_completion(api(teammate), system, model, "poisoning_detection", {"max_samples": 400})
     assert run.metrics["method"] == "patch_trigger" and run.config["images"] == "input_space"
     assert len(run.metrics["classes"]) == 10
+    client.force_login(teammate)
+    page = client.get(run.get_absolute_url())
+    assert (
+        page.status_code == 200
+        and "best candidate patch trigger" in page.text
+        and "<th>silhouette</th>" not in page.text
+    )
 
 
 def test_a_poisoning_detection_run_judges_every_class_and_keeps_the_flagged_ids_in_a_file(
