@@ -216,7 +216,7 @@ class MonitorAlert(models.Model):
     key = models.ForeignKey(ConsumerKey, on_delete=models.CASCADE, related_name="alerts")
     created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
     queries = models.PositiveIntegerField(help_text="The key's query count when it was flagged (1-based).")
-    monitors = models.JSONField(default=list, help_text="The monitors that voted: prada, volume, entropy.")
+    monitors = models.JSONField(default=list, help_text="The monitors that voted: prada, volume, entropy, edits.")
     action = models.CharField(max_length=16, choices=MonitorAction.choices)
     state = models.JSONField(default=dict, help_text="The detector's state at the flagging query.")
 
