@@ -225,7 +225,7 @@ def profile_in_process(fixture: dict[str, Any], x: np.ndarray) -> dict[str, Any]
         (api, "parse_inputs", "parse + validate", None),
         (ratelimit, "consume", "rate limit (Redis)", None),
         (predictor, "predict", "model + output policy", None),
-        (monitor, "observe", "monitor (Redis lock + detector)", None),
+        (monitor, "observe", "monitor (log round trip + detector)", None),
         (telemetry, "maybe_log", "telemetry", None),
     ]
     originals = [(module, name, timed(module, name, label)) for module, name, label, _ in patches]
@@ -287,16 +287,12 @@ def redis_round_trip_ms() -> float:
 
 def monitor_scaling(fixture: dict[str, Any], x: np.ndarray, y: np.ndarray) -> list[dict[str, Any]]:
     """What one batch-1 ``monitor.observe`` costs for a key that already has N queries of benign history."""
-    import pickle
-
-    from django.core.cache import cache
-
     from evaluations.serving import monitor
 
     deployment = fixture["deployments"]["guarded"]
     config = monitor.config_for(deployment)
     rows = []
-    # 1,950 is under HISTORY_LIMIT (2,000), where an unflagged stream restarts; a flagged one is never restarted.
+    # 1,950 is under HISTORY_LIMIT (2,000), where a key's log starts a new epoch (flagged or not).
     for history in (50, 500, 1000, 1950, 4000):
         key_id = 10_000_000 + history  # no such key in the database: only its state in the cache
         rng = np.random.default_rng(history)
@@ -315,17 +311,17 @@ def monitor_scaling(fixture: dict[str, Any], x: np.ndarray, y: np.ndarray) -> li
                 deployment.pk, key_id, one, np.eye(10)[y[i : i + 1]] * 0.9 + 0.01, y[i : i + 1], config=config
             )
             times.append(time.perf_counter() - started)
-        stored = cache.get(monitor._state_key(deployment.pk, key_id, config))
+        logged = monitor.log_length(monitor._state_key(deployment.pk, key_id, config))
         rows.append(
             {
                 "history": history,
                 "observe_ms": 1000 * median(times),
-                "state_bytes": len(pickle.dumps(stored)),
+                "log_records": logged,
                 "flagged": bool(state.flagged),
                 "build_seconds": build_seconds,
             }
         )
-        cache.delete(monitor._state_key(deployment.pk, key_id, config))
+        monitor.forget(deployment, key_id)
     return rows
 
 
@@ -734,10 +730,10 @@ def report(
             "Guarded key's history (queries)",
             "Stream flagged",
             "One batch-1 `monitor.observe` ms",
-            "Pickled state in Redis (bytes)",
+            "Records in the key's current log",
         ],
         [
-            (f"{m['history']:,}", "yes" if m["flagged"] else "no", f"{m['observe_ms']:.2f}", f"{m['state_bytes']:,}")
+            (f"{m['history']:,}", "yes" if m["flagged"] else "no", f"{m['observe_ms']:.2f}", f"{m['log_records']:,}")
             for m in profile_extra["monitor"]
         ],
     )
@@ -755,12 +751,13 @@ def report(
         latency,
         breakdown,
         f"One Redis round trip from Django (a cache read of a missing key) took {profile_extra['redis_ms']:.2f} ms "
-        "(median of 200) during this run. The wrk keys above are fresh (each sees a few dozen queries per run), "
-        "so the monitor's cost under load is that of a short history; per request it reads and writes the key's "
-        "whole detector state, which grows with the key's history up to the monitor's 2,000-query restart "
-        "(`evaluations/serving/monitor.py` `observe`, `HISTORY_LIMIT`; a flagged stream is never restarted, so "
-        "a flagged key that is still served keeps growing), measured in-process here on synthetic streams "
-        "(held-out digits with small noise; the longer ones are flagged by the edit monitor):",
+        "(median of 200) during this run. Per request the monitor makes one Redis round trip (a Lua script appends "
+        "the batch's compact records to the key's log and returns the records this process has not applied yet); "
+        "each web process keeps its own detector per key and feeds it the log in order, so no state is locked or "
+        "copied. A key's log starts a new epoch at 2,000 records, flagged or not (`evaluations/serving/monitor.py`, "
+        "`HISTORY_LIMIT`; a flag lives on in the key's enforced action in the database). The cost of one request "
+        "against a key's history, measured in-process on synthetic streams (held-out digits with small noise; the "
+        "longer ones are flagged by the edit monitor):",
         scaling,
     ]
     if detection.get("attackers"):
@@ -835,7 +832,7 @@ def reading(profile: dict[str, Any], results: dict[str, list[dict[str, Any]]]) -
     overlap = min(spread["guarded"]) <= max(spread["unguarded"])
     single = {name: results[f"{name}-1"][0] for name in ("unguarded", "guarded")}
     rps = {name: _median_run(results[name])["rps"] for name in ("unguarded", "guarded")}
-    monitor_ms = gu["stages"].get("monitor (Redis lock + detector)", 0.0)
+    monitor_ms = gu["stages"].get("monitor (log round trip + detector)", 0.0)
     policy_ms = gu["stages"].get("model + output policy", 0.0) - un["stages"].get("model + output policy", 0.0)
     return (
         f"Reading: in-process a guarded request took {gu['total_ms']:.1f} ms against {un['total_ms']:.1f} ms unguarded "
@@ -854,10 +851,8 @@ def reading(profile: dict[str, Any], results: dict[str, list[dict[str, Any]]]) -
             else "."
         )
         + f" Rate limiting, paid by both deployments, costs {un['stages'].get('rate limit (Redis)', 0.0):.1f} ms of "
-        "the unguarded request, several times the model: `ratelimit.consume` makes 9 Redis round trips per "
-        "request (add + exists + incr for each of 3 windows: Django's `RedisCache.incr` checks existence "
-        "first); the monitor makes 4 (lock add, state get, state set, lock delete) and moves the pickled state both "
-        "ways."
+        "the unguarded request: `ratelimit.consume` checks and charges the three windows (burst, minute, day) in one "
+        "Lua script, one Redis round trip; the monitor adds one more round trip and the detector's own work."
     )
 
 

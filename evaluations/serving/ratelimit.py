@@ -1,16 +1,19 @@
 """Per-key rate limits in the Django cache: inputs per second (burst), per minute, and per UTC day.
 
-Fixed windows with atomic ``incr`` (atomic on Redis; locmem takes a lock), so several web processes
-share one count when the cache is Redis. Each input is one query; a request over a limit is refused
-whole and its inputs are given back, so a refused request costs the client nothing but the wait.
+Fixed windows, so several web processes share one count when the cache is Redis. On Redis one Lua script
+(one round trip, atomic) checks the three windows and charges them only when all have room, setting each
+window's expiry when it has none. On any other cache (locmem: one process) the windows are charged with
+``add`` + ``incr`` and given back on refusal. Each input is one query; a request over a limit is refused
+whole and charges nothing, so a refused request costs the client nothing but the wait.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
-from django.core.cache import cache
+from django.core.cache import cache, caches
 
 clock = time.time  # patched by tests to freeze the windows
 
@@ -63,6 +66,48 @@ def _give_back(key: str, n: int) -> None:
         pass
 
 
+# KEYS: the windows; ARGV: n, then limit and ttl of each window. Returns 0 when charged, else the
+# 1-based index of the first window without room (nothing charged then).
+_CHECK_AND_CHARGE = """
+local n = tonumber(ARGV[1])
+for i = 1, #KEYS do
+  local used = tonumber(redis.call('GET', KEYS[i]) or '0')
+  if used + n > tonumber(ARGV[2 * i]) then
+    return i
+  end
+end
+for i = 1, #KEYS do
+  redis.call('INCRBY', KEYS[i], n)
+  if redis.call('TTL', KEYS[i]) < 0 then
+    redis.call('EXPIRE', KEYS[i], tonumber(ARGV[2 * i + 1]))
+  end
+end
+return 0
+"""
+_scripts: dict[int, Any] = {}
+
+
+def _redis_consume(backend: Any, windows: list[tuple[str, str, int, int, float]], n: int) -> int | None:
+    """On Django's Redis cache: the script's answer (0 charged, i refused by window i); None on other caches."""
+    from django.core.cache.backends.redis import RedisCache
+
+    if not isinstance(backend, RedisCache):
+        return None
+    client = backend._cache.get_client(None, write=True)
+    script = _scripts.get(id(client))
+    if script is None:
+        script = _scripts[id(client)] = client.register_script(_CHECK_AND_CHARGE)
+    args: list[int] = [n]
+    for _, _, limit, ttl, _ in windows:
+        args += [limit, ttl]
+    return int(script(keys=[backend.make_key(w[1]) for w in windows], args=args, client=client))
+
+
+def _refusal(window: tuple[str, str, int, int, float]) -> Refusal:
+    name, _, limit, _, wait = window
+    return Refusal(window=name, limit=limit, retry_after=max(1, int(-(-wait // 1))))
+
+
 def consume(key_id: int, n: int, limits: Limits) -> Refusal | None:
     """Charge ``n`` inputs to the key's windows, or refuse the request (charging nothing)."""
     now = clock()
@@ -72,12 +117,15 @@ def consume(key_id: int, n: int, limits: Limits) -> Refusal | None:
         ("minute", f"serve:rl:{key_id}:m:{minute}", limits.per_minute, 120, (minute + 1) * 60 - now),
         ("day", f"serve:rl:{key_id}:d:{day}", limits.per_day, 86400 + 60, (day + 1) * 86400 - now),
     ]
+    refused = _redis_consume(caches["default"], windows, n)
+    if refused is not None:
+        return None if refused == 0 else _refusal(windows[refused - 1])
     taken: list[tuple[str, int]] = []
     for window, cache_key, limit, ttl, wait in windows:
         if not _take(cache_key, n, limit, ttl):
             for earlier, _ in taken:
                 _give_back(earlier, n)
-            return Refusal(window=window, limit=limit, retry_after=max(1, int(-(-wait // 1))))
+            return _refusal((window, cache_key, limit, ttl, wait))
         taken.append((cache_key, limit))
     return None
 

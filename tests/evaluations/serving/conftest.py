@@ -16,10 +16,14 @@ from evaluations.serving.models import ConsumerKey, Deployment
 
 @pytest.fixture(autouse=True)
 def fresh_cache():
-    """Rate-limit windows and monitor state never leak between tests."""
+    """Rate-limit windows and monitor state (the logs and this process's detectors) never leak between tests."""
+    from evaluations.serving import monitor
+
     cache.clear()
+    monitor._PROCESS.clear()
     yield
     cache.clear()
+    monitor._PROCESS.clear()
 
 
 @pytest.fixture(scope="session")

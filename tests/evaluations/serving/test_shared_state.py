@@ -1,0 +1,230 @@
+"""The guard's shared state, on Redis and on local memory: the one-round-trip rate limiter and the monitor's
+append-only log, replayed by each web process."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from evaluations.serving import monitor, ratelimit
+from evaluations.serving.models import MonitorAlert
+
+pytestmark = pytest.mark.django_db
+
+REDIS_URL = "redis://127.0.0.1:6379/9"
+ONE = np.full((1, 1, 8, 8), 0.5).tolist()
+
+
+def _redis_up() -> bool:
+    try:
+        import redis
+
+        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=0.5).ping())
+    except Exception:
+        return False
+
+
+@pytest.fixture(params=["locmem", "redis"])
+def backend(request, settings):
+    """Each test runs on the local-memory cache and on Redis (skipped when Redis is down)."""
+    if request.param == "redis":
+        if not _redis_up():
+            pytest.skip(f"Redis is not reachable at {REDIS_URL}")
+        import redis
+
+        raw = redis.Redis.from_url(REDIS_URL)
+        raw.flushdb()
+        settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+        monitor._PROCESS.clear()
+        yield request.param
+        raw.flushdb()
+        monitor._PROCESS.clear()
+    else:
+        yield request.param
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    class Clock:
+        now = 1_800_000_000.0 + 10.25
+
+    monkeypatch.setattr(ratelimit, "clock", lambda: Clock.now)
+    return Clock
+
+
+def test_the_backend_fixture_really_switches_the_cache(backend):
+    from django.core.cache import caches
+    from django.core.cache.backends.redis import RedisCache
+
+    assert isinstance(caches["default"], RedisCache) == (backend == "redis")
+
+
+# --- rate limits ------------------------------------------------------------------------------------------
+
+
+def test_the_limiter_refuses_at_the_exact_count_and_does_not_charge_refused_requests(backend, clock):
+    limits = ratelimit.Limits(per_second=100, per_minute=10, per_day=1000)
+    assert ratelimit.consume(7, 4, limits) is None
+    assert ratelimit.consume(7, 6, limits) is None  # exactly 10
+    refusal = ratelimit.consume(7, 1, limits)
+    assert refusal is not None and refusal.window == "minute" and refusal.limit == 10
+    assert refusal.retry_after == 60 - 10
+    assert ratelimit.used_today(7) == 10  # the refused input was not charged
+    clock.now += 60
+    assert ratelimit.consume(7, 10, limits) is None
+    assert ratelimit.used_today(7) == 20
+
+
+def test_a_refusal_by_a_later_window_charges_none_of_the_earlier_ones(backend, clock):
+    limits = ratelimit.Limits(per_second=10, per_minute=5, per_day=3)
+    assert ratelimit.consume(8, 3, limits) is None
+    refusal = ratelimit.consume(8, 2, limits)
+    assert refusal is not None and refusal.window == "day"
+    clock.now += 1
+    # The owner raises the quota: had the refused request charged the minute window (3 + 2), this would not fit.
+    raised = ratelimit.Limits(per_second=10, per_minute=5, per_day=100)
+    assert ratelimit.consume(8, 2, raised) is None
+    assert ratelimit.consume(8, 1, raised).window == "minute"
+    assert ratelimit.used_today(8) == 5
+
+
+def test_the_burst_window_refuses_over_http_and_reopens_next_second(backend, deploy, issue, post, clock):
+    deployment = deploy(burst=3, rate_per_minute=100, max_batch=3, monitor_enabled=False)
+    _, secret = issue(deployment)
+    codes = [post(deployment, secret, {"inputs": ONE}).status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429]
+    clock.now += 1
+    assert post(deployment, secret, {"inputs": ONE}).status_code == 200
+
+
+def test_redis_windows_always_get_an_expiry(backend, clock):
+    if backend != "redis":
+        pytest.skip("expiries are Redis's")
+    import redis
+    from django.core.cache import caches
+
+    limits = ratelimit.Limits(per_second=10, per_minute=10, per_day=10)
+    ratelimit.consume(11, 2, limits)
+    raw = redis.Redis.from_url(REDIS_URL)
+    keys = raw.keys(caches["default"].make_key("serve:rl:11:*"))
+    assert len(keys) == 3 and all(0 < raw.ttl(k) <= 86460 for k in keys)
+
+
+# --- the monitor's log ------------------------------------------------------------------------------------
+
+
+def _random(n, seed=0):
+    return np.random.default_rng(seed).uniform(0.0, 1.0, size=(n, 1, 8, 8))
+
+
+def _uncertain(n):
+    return np.full((n, 10), 0.1)
+
+
+def test_records_round_trip_floats_as_float32_and_integral_inputs_exactly(backend):
+    x = np.stack([np.linspace(0, 1, 64).reshape(1, 8, 8), np.arange(64.0).reshape(1, 8, 8) * 100])
+    seen = np.array([[0.25, 0.75], [0.5, 0.5]])
+    records = monitor.encode_records(x, seen, [1, 0], 12.5)
+    first, probs, label, timestamp = monitor.decode_record(records[0])
+    assert np.allclose(first, x[0].reshape(-1), atol=1e-7) and probs.tolist() == [0.25, 0.75]
+    assert label == 1 and timestamp == 12.5
+    second, _, _, _ = monitor.decode_record(records[1])
+    assert np.array_equal(second, x[1].reshape(-1)) and second.dtype == np.float64
+    labels_only = monitor.decode_record(monitor.encode_records(x[:1], None, [3], 1.0)[0])
+    assert labels_only[1] is None and labels_only[2] == 3
+
+
+def test_two_processes_see_the_whole_stream_and_flag_an_attacker_split_between_them(backend):
+    config = monitor.detector_config()
+    first, second = monitor.LocalMonitor(), monitor.LocalMonitor()
+    x = _random(120)
+    states = []
+    for i in range(0, 120, 2):  # batches of two, alternating between the processes
+        local = first if (i // 2) % 2 == 0 else second
+        states.append(monitor.observe(1, 5, x[i : i + 2], _uncertain(2), [0, 0], config=config, local=local))
+    assert [s.queries for s in states] == list(range(2, 121, 2))  # each process counted the other's queries
+    assert states[-1].flagged and 50 <= states[-1].first_flagged_at <= 60  # entropy window of 50
+    # The other process, replaying, reaches the same state.
+    other = monitor.observe(1, 5, x[:1], _uncertain(1), [0], config=config, local=first)
+    assert other.queries == 121 and other.first_flagged_at == states[-1].first_flagged_at
+
+
+def test_a_benign_stream_split_between_processes_is_not_flagged(backend, digits_test):
+    config = monitor.detector_config()
+    first, second = monitor.LocalMonitor(), monitor.LocalMonitor()
+    x, y = digits_test
+    seen = np.eye(10)[y] * 0.9 + 0.01
+    for i in range(0, 200, 5):
+        local = first if i % 10 == 0 else second
+        state = monitor.observe(1, 6, x[i : i + 5], seen[i : i + 5], y[i : i + 5], config=config, local=local)
+    assert state.queries == 200 and not state.flagged
+
+
+def test_a_process_that_lost_its_detector_replays_the_log(backend):
+    config = monitor.detector_config()
+    writer, reader = monitor.LocalMonitor(), monitor.LocalMonitor(max_keys=1)
+    monitor.observe(1, 5, _random(30), _uncertain(30), [0] * 30, config=config, local=writer)
+    monitor.observe(1, 99, _random(1), _uncertain(1), [0], config=config, local=reader)
+    monitor.observe(1, 98, _random(1), _uncertain(1), [0], config=config, local=reader)  # evicts key 99
+    assert len(reader) == 1
+    state = monitor.observe(1, 99, _random(1, seed=3), _uncertain(1), [0], config=config, local=reader)
+    assert state.queries == 2
+
+
+def test_the_log_starts_a_new_epoch_at_the_history_limit_even_when_flagged(backend, monkeypatch):
+    monkeypatch.setattr(monitor, "HISTORY_LIMIT", 60)
+    config = monitor.detector_config()
+    first, second = monitor.LocalMonitor(), monitor.LocalMonitor()
+    name = monitor._state_key(1, 5, config)
+    x = _random(200)
+    lengths, states = [], []
+    for i in range(0, 200, 10):
+        local = first if (i // 10) % 2 == 0 else second
+        states.append(monitor.observe(1, 5, x[i : i + 10], _uncertain(10), [0] * 10, config=config, local=local))
+        lengths.append(monitor.log_length(name))
+    assert max(lengths) == 60 and lengths[6] == 10  # 6 batches fill the log; the 7th starts a new one
+    assert states[5].flagged and states[5].queries == 60
+    assert states[6].queries == 10 and not states[6].flagged  # the detector restarted in both processes
+    assert states[7].queries == 20
+
+
+def test_a_flushed_cache_makes_every_process_replay_from_the_start(backend):
+    from django.core.cache import cache
+
+    config = monitor.detector_config()
+    local = monitor.LocalMonitor()
+    monitor.observe(1, 5, _random(20), _uncertain(20), [0] * 20, config=config, local=local)
+    cache.clear()
+    state = monitor.observe(1, 5, _random(3), _uncertain(3), [0] * 3, config=config, local=local)
+    assert state.queries == 3
+
+
+def test_forget_restarts_the_stream_in_every_process(backend, deploy, issue):
+    deployment = deploy()
+    key, _ = issue(deployment)
+    config = monitor.config_for(deployment)
+    other = monitor.LocalMonitor()
+    monitor.observe(deployment.pk, key.pk, _random(10), _uncertain(10), [0] * 10, config=config, local=other)
+    assert monitor.stored_state(deployment, key.pk).queries == 10
+    monitor.forget(deployment, key.pk)
+    assert monitor.stored_state(deployment, key.pk) is None
+    state = monitor.observe(deployment.pk, key.pk, _random(2), _uncertain(2), [0] * 2, config=config, local=other)
+    assert state.queries == 2
+
+
+def test_an_attacker_over_http_is_flagged_once_on_either_cache(backend, deploy, issue, post):
+    deployment = deploy()
+    key, secret = issue(deployment, owner="scraper")
+    x = _random(200)
+    for start in range(0, 200, 10):
+        assert post(deployment, secret, {"inputs": x[start : start + 10].tolist()}).status_code == 200
+    alert = MonitorAlert.objects.get(key=key)
+    assert 1 <= alert.queries <= 200
+    assert monitor.stored_state(deployment, key.pk).queries == 200
+
+
+def test_a_batch_longer_than_lua_can_unpack_at_once_is_logged_whole(backend):
+    config = monitor.detector_config()
+    x = np.random.default_rng(1).uniform(0.0, 1.0, size=(2500, 4))
+    state = monitor.observe(1, 12, x, None, [0] * 2500, config=config, local=monitor.LocalMonitor())
+    assert state.queries == 2500 and monitor.log_length(monitor._state_key(1, 12, config)) == 2500
