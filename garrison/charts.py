@@ -239,8 +239,10 @@ def trend_chart(
         import datetime as _dt
 
         # The end labels are anchored inwards so a date at the plot's edge is never clipped by the frame.
+        # Under two days apart, three dates would repeat one another: show the hour as well.
+        fmt = "%Y-%m-%d" if t_hi - t_lo >= 2 * 86400 else "%m-%d %H:%M"
         for t, anchor in ((t_lo, "start"), ((t_lo + t_hi) / 2, "middle"), (t_hi, "end")):
-            label = _dt.datetime.fromtimestamp(t, tz=_dt.UTC).strftime("%Y-%m-%d")
+            label = _dt.datetime.fromtimestamp(t, tz=_dt.UTC).strftime(fmt)
             parts.append(f'<text x="{sx(t):.1f}" y="{height - 12}" text-anchor="{anchor}" {_FONT}>{label}</text>')
         path = " ".join(
             f"{'M' if i == 0 else 'L'}{sx(t):.1f},{sy(v):.1f}"
