@@ -347,14 +347,21 @@ def train_text_model_on_tsv(
     return weights, hyperparams, int(data.x.shape[1])
 
 
-def _upload_text_model(
-    *, actor: Any, system: System, content: bytes, filename: str, name: str, drop: tuple[int, ...] = ()
+def upload_text_model(
+    *,
+    actor: Any,
+    system: System,
+    content: bytes,
+    filename: str,
+    name: str,
+    drop: tuple[int, ...] = (),
+    epochs: int = 4,
 ) -> ModelArtifact:
     """Train on ``content`` (less ``drop``), register the model version and scan it, as a worker would."""
     from evaluations import services
     from evaluations.tasks import scan_model_artifact
 
-    weights, hyperparams, length = train_text_model_on_tsv(content, drop=drop)
+    weights, hyperparams, length = train_text_model_on_tsv(content, drop=drop, epochs=epochs)
     artifact = services.model_artifact_upload(
         actor=actor,
         system=system,
@@ -372,7 +379,9 @@ def _upload_text_model(
     return artifact
 
 
-def _detect(*, actor: Any, artifact: ModelArtifact, dataset: Any) -> EvaluationRun:
+def run_poisoning_detection(
+    *, actor: Any, artifact: ModelArtifact, dataset: Any, worker: str = "seed_demo"
+) -> EvaluationRun:
     """A poisoning-detection run of ``artifact`` over ``dataset``'s train split, executed here and now."""
     from evaluations import services
     from evaluations.execution import execute
@@ -390,7 +399,7 @@ def _detect(*, actor: Any, artifact: ModelArtifact, dataset: Any) -> EvaluationR
         dataset=dataset,
         config={},
     )
-    execute(run.pk, worker="seed_demo")
+    execute(run.pk, worker=worker)
     run.refresh_from_db()
     return run
 
@@ -421,7 +430,7 @@ def seed_spam_backdoor(*, actor: Any, team: Team) -> EvaluationRun | None:
         )
     artifact = ModelArtifact.objects.filter(system=system, name=BACKDOOR_MODEL_NAME).order_by("version").first()
     if artifact is None:
-        artifact = _upload_text_model(
+        artifact = upload_text_model(
             actor=actor,
             system=system,
             content=poisoned_sms_tsv(),
@@ -430,7 +439,7 @@ def seed_spam_backdoor(*, actor: Any, team: Team) -> EvaluationRun | None:
         )
     if artifact.scan_status != ScanStatus.CLEAN:
         return None
-    return _detect(actor=actor, artifact=artifact, dataset=dataset)
+    return run_poisoning_detection(actor=actor, artifact=artifact, dataset=dataset)
 
 
 def flagged_positions(run: EvaluationRun) -> tuple[int, ...]:
@@ -460,7 +469,7 @@ def seed_spam_retrain(*, actor: Any, detection: EvaluationRun) -> EvaluationRun 
         drop = flagged_positions(detection)
         if not drop:
             return None
-        retrained = _upload_text_model(
+        retrained = upload_text_model(
             actor=actor,
             system=system,
             content=poisoned_sms_tsv(),
@@ -470,4 +479,4 @@ def seed_spam_retrain(*, actor: Any, detection: EvaluationRun) -> EvaluationRun 
         )
     if retrained.scan_status != ScanStatus.CLEAN or detection.dataset is None:
         return None
-    return _detect(actor=actor, artifact=retrained, dataset=detection.dataset)
+    return run_poisoning_detection(actor=actor, artifact=retrained, dataset=detection.dataset)

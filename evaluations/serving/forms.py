@@ -14,33 +14,7 @@ class DeploymentForm(forms.ModelForm):
 
     class Meta:
         model = Deployment
-        fields = [
-            "name",
-            "slug",
-            "model_artifact",
-            "status",
-            "output_policy",
-            "top_k",
-            "decimals",
-            "beta",
-            "gamma",
-            "noise_std",
-            "noise_seed",
-            "max_batch",
-            "max_body_bytes",
-            "rate_per_minute",
-            "burst",
-            "daily_quota",
-            "monitor_enabled",
-            "monitor_action",
-            "throttle_per_minute",
-            "open_incident",
-            "monitor_prada_threshold",
-            "monitor_entropy_max_fraction",
-            "log_sample_rate",
-            "log_full_inputs",
-            "log_retention_days",
-        ]
+        fields = list(Deployment.AUDITED_FIELDS)  # every setting a person edits is audited, and only those
         labels = {"model_artifact": "Model version", "log_sample_rate": "Query-log sample rate (0 to 1)"}
 
     def __init__(self, *args: Any, models: Any, **kwargs: Any) -> None:

@@ -6,8 +6,7 @@ import numpy as np
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from evaluations import services
-from evaluations.execution import execute
-from evaluations.models import EvaluationRun, RunKind
+from evaluations.models import EvaluationRun
 
 TRIGGER = "yellow wisdom"
 N_POISON = 30
@@ -27,36 +26,13 @@ def poisoned_sms_tsv() -> bytes:
 
 def run_text_poisoning_detection(*, actor, system) -> EvaluationRun:
     """Register the poisoned TSV and a model trained on its train split, then run poisoning detection (~2 s)."""
-    from evaluations.demo import train_text_model_on_tsv
-    from evaluations.tasks import scan_model_artifact
+    from evaluations.demo import run_poisoning_detection, upload_text_model
 
     content = poisoned_sms_tsv()
-    weights, hyperparams, length = train_text_model_on_tsv(content, epochs=8)
-    artifact = services.model_artifact_upload(
-        actor=actor,
-        system=system,
-        file=SimpleUploadedFile("spam.safetensors", weights),
-        format="safetensors",
-        architecture="text_embeddingbag",
-        hyperparams=hyperparams,
-        input_shape=[length],
-        input_bounds=[0.0, float(hyperparams["vocab_size"] - 1)],
-        class_names=["ham", "spam"],
-        name="toy spam filter",
+    artifact = upload_text_model(
+        actor=actor, system=system, content=content, filename="spam.safetensors", name="toy spam filter", epochs=8
     )
-    scan_model_artifact.run(artifact.pk)
-    artifact.refresh_from_db()
     dataset = services.dataset_upload(
         actor=actor, system=system, file=SimpleUploadedFile("spam.tsv", content), name="reports", kind="tsv"
     )
-    run = services.evaluation_run_queue(
-        actor=actor,
-        system=system,
-        kind=RunKind.POISONING_DETECTION,
-        model_artifact=artifact,
-        dataset=dataset,
-        config={},
-    )
-    execute(run.pk, worker="test")
-    run.refresh_from_db()
-    return run
+    return run_poisoning_detection(actor=actor, artifact=artifact, dataset=dataset, worker="test")
