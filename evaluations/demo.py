@@ -130,6 +130,26 @@ def train_spam_embeddingbag(*, seed: int = 0, epochs: int = 6) -> tuple[bytes, d
     return weights, hyperparams, int(train.x.shape[1])
 
 
+def _register_spam_model(
+    *, actor: Any, system: System, weights: bytes, hyperparams: dict[str, Any], length: int, filename: str, name: str
+) -> ModelArtifact:
+    """Upload safetensors weights of a ham/spam ``text_embeddingbag`` as a new model version of ``system``."""
+    from evaluations import services
+
+    return services.model_artifact_upload(
+        actor=actor,
+        system=system,
+        file=SimpleUploadedFile(filename, weights),
+        format="safetensors",
+        architecture="text_embeddingbag",
+        hyperparams=hyperparams,
+        input_shape=[length],
+        input_bounds=[0.0, float(hyperparams["vocab_size"] - 1)],
+        class_names=["ham", "spam"],
+        name=name,
+    )
+
+
 def seed_spam_model(*, actor: Any, team: Team) -> ModelArtifact | None:
     """Register the demo spam classifier on the spam-filter system and scan it (idempotent)."""
     from evaluations import services
@@ -141,16 +161,13 @@ def seed_spam_model(*, actor: Any, team: Team) -> ModelArtifact | None:
     artifact = ModelArtifact.objects.filter(system=system, name=SPAM_MODEL_NAME).order_by("version").first()
     if artifact is None:
         weights, hyperparams, length = train_spam_embeddingbag()
-        artifact = services.model_artifact_upload(
+        artifact = _register_spam_model(
             actor=actor,
             system=system,
-            file=SimpleUploadedFile("spam_embeddingbag.safetensors", weights),
-            format="safetensors",
-            architecture="text_embeddingbag",
+            weights=weights,
             hyperparams=hyperparams,
-            input_shape=[length],
-            input_bounds=[0.0, float(hyperparams["vocab_size"] - 1)],
-            class_names=["ham", "spam"],
+            length=length,
+            filename="spam_embeddingbag.safetensors",
             name=SPAM_MODEL_NAME,
         )
     if artifact.scan_status == ScanStatus.PENDING:
@@ -358,20 +375,16 @@ def upload_text_model(
     epochs: int = 4,
 ) -> ModelArtifact:
     """Train on ``content`` (less ``drop``), register the model version and scan it, as a worker would."""
-    from evaluations import services
     from evaluations.tasks import scan_model_artifact
 
     weights, hyperparams, length = train_text_model_on_tsv(content, drop=drop, epochs=epochs)
-    artifact = services.model_artifact_upload(
+    artifact = _register_spam_model(
         actor=actor,
         system=system,
-        file=SimpleUploadedFile(filename, weights),
-        format="safetensors",
-        architecture="text_embeddingbag",
+        weights=weights,
         hyperparams=hyperparams,
-        input_shape=[length],
-        input_bounds=[0.0, float(hyperparams["vocab_size"] - 1)],
-        class_names=["ham", "spam"],
+        length=length,
+        filename=filename,
         name=name,
     )
     scan_model_artifact.run(artifact.pk)
