@@ -8,7 +8,7 @@ audits it. ``to_junit`` and ``to_sarif`` render a decision for CI systems.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 from xml.etree import ElementTree as ET
 
@@ -20,6 +20,7 @@ from evaluations.models import EvaluationRun, ModelArtifact, RunKind, RunStatus,
 from garrison.accounts.roles import Capability
 from garrison.accounts.selectors import require_capability
 from garrison.audit.services import record
+from garrison.core.compiled import CompiledInsert, CompiledQuery
 from kpis.catalog import AMBER, GREEN, RED
 from kpis.models import Decision, GateDecision
 from kpis.selectors import gate_cells, gate_policy_for
@@ -39,6 +40,16 @@ class Reason:
     message: str
     kpi: str = ""
     value: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The stored form (what ``dataclasses.asdict`` gives, without its deep copies of plain values)."""
+        return {
+            "check": self.check,
+            "outcome": self.outcome,
+            "message": self.message,
+            "kpi": self.kpi,
+            "value": self.value,
+        }
 
 
 class UnknownModelVersion(LookupError):
@@ -176,30 +187,64 @@ MODEL_FIELDS = tuple(
 )
 
 
-def _model_with_latest_robustness(system: System, version: int) -> ModelArtifact | None:
-    """The model version, with its latest successful robustness run's id, reliability and flags attached.
-
-    One query reads the run with its model; a second reads the model alone when it has no
-    such run. (Plain queries: building queries is much of a gate call's own time.)
-    """
-    run = (
+# The gate is a hot path for CI: its reads are compiled once per process (garrison.core.compiled).
+_LATEST_ROBUSTNESS = CompiledQuery(
+    lambda system_id, version: (
         EvaluationRun.objects.filter(
-            model_artifact__system=system,
+            model_artifact__system_id=system_id,
             model_artifact__version=version,
             kind=RunKind.ROBUSTNESS,
             status=RunStatus.SUCCEEDED,
         )
         .order_by("-finished_at", "-pk")
         .values_list("pk", "reliable", "flags", *(f"model_artifact__{name}" for name in MODEL_FIELDS))[:1]
-    )
-    for pk, reliable, flags, *model_values in run:
-        model = ModelArtifact.from_db(run.db, MODEL_FIELDS, model_values)
+    ),
+    system_id=int,
+    version=int,
+)
+_MODEL = CompiledQuery(
+    lambda system_id, version: ModelArtifact.objects.filter(system_id=system_id, version=version).only(*MODEL_FIELDS)[
+        :1
+    ],
+    system_id=int,
+    version=int,
+)
+
+
+def _model_with_latest_robustness(system: System, version: int) -> ModelArtifact | None:
+    """The model version, with its latest successful robustness run's id, reliability and flags attached.
+
+    One query reads the run with its model; a second reads the model alone when it has no
+    such run.
+    """
+    if not -(2**63) <= version < 2**63:
+        return None
+    for pk, reliable, flags, *model_values in _LATEST_ROBUSTNESS.all(system_id=system.pk, version=version):
+        model = ModelArtifact.from_db("default", MODEL_FIELDS, model_values)
         model.robustness_run_id, model.robustness_reliable, model.robustness_flags = pk, reliable, flags
         return model
-    model = ModelArtifact.objects.filter(system=system, version=version).only(*MODEL_FIELDS).first()
+    model = _MODEL.first(system_id=system.pk, version=version)
     if model is not None:
         model.robustness_run_id = model.robustness_reliable = model.robustness_flags = None
     return model
+
+
+_APPROVED_VERSIONS = CompiledQuery(
+    lambda system_id: (
+        ThreatModelVersion.objects.filter(threat_model__system_id=system_id, status=VersionStatus.APPROVED)
+        .order_by()
+        .values("pk")
+        .annotate(
+            critical=Count(
+                "threats",
+                filter=Q(threats__status=ThreatStatus.ACCEPTED)
+                & Q(GreaterThanOrEqual(F("threats__likelihood") * F("threats__impact"), CRITICAL_SCORE)),
+            )
+        )
+        .values_list("pk", "critical")
+    ),
+    system_id=int,
+)
 
 
 def _risk_reasons(system: System) -> list[Reason]:
@@ -209,16 +254,7 @@ def _risk_reasons(system: System) -> list[Reason]:
     (controls only lower it). One query counts them per approved version; only when there
     are any are they loaded, with their controls, to work out their residual risk.
     """
-    critical = Q(threats__status=ThreatStatus.ACCEPTED) & Q(
-        GreaterThanOrEqual(F("threats__likelihood") * F("threats__impact"), CRITICAL_SCORE)
-    )
-    approved = list(
-        ThreatModelVersion.objects.filter(threat_model__system=system, status=VersionStatus.APPROVED)
-        .order_by()
-        .values("pk")
-        .annotate(critical=Count("threats", filter=critical))
-        .values_list("pk", "critical")
-    )
+    approved = _APPROVED_VERSIONS.all(system_id=system.pk)
     if not approved:
         return [Reason("risk:threat_model", "fail", "The system has no approved threat model.")]
     with_critical = [pk for pk, count in approved if count]
@@ -273,17 +309,22 @@ def gate_decide(*, actor: Any, system: System, model_version: int) -> GateDecisi
     return _store(actor=actor, system=system, model=model, decision=decision, reasons=reasons)
 
 
+_INSERT_DECISION = CompiledInsert(GateDecision)
+
+
 @transaction.atomic
 def _store(*, actor: Any, system: System, model: ModelArtifact, decision: str, reasons: list[Reason]) -> GateDecision:
     """Store the decision and its audit event together."""
     model_version = model.version
-    stored = GateDecision.objects.create(
-        system=system,
-        model_artifact=model,
-        model_version=model_version,
-        decision=decision,
-        reasons=[asdict(r) for r in reasons],
-        requested_by=str(actor or "manage.py gate")[:200],
+    stored = _INSERT_DECISION.save(
+        GateDecision(
+            system=system,
+            model_artifact=model,
+            model_version=model_version,
+            decision=decision,
+            reasons=[r.as_dict() for r in reasons],
+            requested_by=str(actor or "manage.py gate")[:200],
+        )
     )
     record(
         actor=actor,

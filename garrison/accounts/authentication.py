@@ -13,6 +13,12 @@ from rest_framework.request import Request
 from garrison.accounts.models import ApiToken
 from garrison.accounts.principals import TokenPrincipal
 from garrison.accounts.tokens import hash_token_secret
+from garrison.core.compiled import CompiledQuery
+
+# Every API call with a token runs this read: compiled once per process (garrison.core.compiled).
+_TOKEN_BY_HASH = CompiledQuery(
+    lambda key_hash: ApiToken.objects.select_related("team").filter(key_hash=key_hash)[:1], key_hash=str
+)
 
 # Recording every use would turn each read into a write; a minute's precision is enough.
 LAST_USED_PRECISION = timedelta(seconds=60)
@@ -36,7 +42,7 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
             secret = header[1].decode("ascii")
         except UnicodeDecodeError as exc:
             raise exceptions.AuthenticationFailed("The token contains characters that are not ASCII.") from exc
-        token = ApiToken.objects.select_related("team").filter(key_hash=hash_token_secret(secret)).first()
+        token = _TOKEN_BY_HASH.first(key_hash=hash_token_secret(secret))
         if token is None:
             raise exceptions.AuthenticationFailed("Invalid API token: check the value, or create a new token.")
         if token.is_revoked:

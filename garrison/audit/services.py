@@ -9,6 +9,7 @@ from django.db import models, transaction
 
 from garrison.accounts.principals import TokenPrincipal
 from garrison.audit.models import AuditEvent
+from garrison.core.compiled import CompiledInsert
 from garrison.core.middleware import current_request_id
 
 
@@ -36,6 +37,11 @@ def _actor_fields(actor: Any) -> dict[str, Any]:
     return {"actor": actor, "actor_token": None, "actor_label": actor.get_username()}
 
 
+# Audit rows are written on every change, and on every gate decision: the insert is compiled once per process.
+# (AuditEvent.save only refuses updates, which an insert of a new row never is.)
+_INSERT = CompiledInsert(AuditEvent, save_checked=True)
+
+
 def record(
     *,
     actor: Any,
@@ -47,13 +53,15 @@ def record(
     """Append one audit event for ``obj``; must run inside the caller's transaction."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("audit.record must be called inside the service's transaction.atomic block.")
-    return AuditEvent.objects.create(
-        team_id=team_id,
-        verb=verb,
-        object_type=obj._meta.label_lower,
-        object_id=str(obj.pk),
-        object_repr=str(obj)[:200],
-        changes=changes or {},
-        request_id=current_request_id(),
-        **_actor_fields(actor),
+    return _INSERT.save(
+        AuditEvent(
+            team_id=team_id,
+            verb=verb,
+            object_type=obj._meta.label_lower,
+            object_id=str(obj.pk),
+            object_repr=str(obj)[:200],
+            changes=changes or {},
+            request_id=current_request_id(),
+            **_actor_fields(actor),
+        )
     )

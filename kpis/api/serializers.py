@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
 from garrison.core.api.serializers import InputSerializer
@@ -26,6 +28,9 @@ class ReasonOutput(serializers.Serializer):
     value = serializers.FloatField(allow_null=True)
 
 
+_DATETIME = serializers.DateTimeField()
+
+
 class GateDecisionOutput(serializers.Serializer):
     """The gate's answer."""
 
@@ -36,6 +41,29 @@ class GateDecisionOutput(serializers.Serializer):
     exit_code = serializers.IntegerField()
     reasons = ReasonOutput(many=True)
     created_at = serializers.DateTimeField()
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        """The fields above, written directly: CI pipelines call the gate often, and DRF's field-by-field
+        rendering was a tenth of a gate call. (The reasons are stored in the output's form already;
+        tests compare this with the field-by-field rendering.)"""
+        return {
+            "id": instance.id,
+            "system": instance.system.slug,
+            "model_version": instance.model_version,
+            "decision": instance.decision,
+            "exit_code": instance.exit_code,
+            "reasons": [
+                {
+                    "check": r["check"],
+                    "outcome": r["outcome"],
+                    "message": r["message"],
+                    "kpi": r["kpi"],
+                    "value": None if r["value"] is None else float(r["value"]),
+                }
+                for r in instance.reasons
+            ],
+            "created_at": _DATETIME.to_representation(instance.created_at),
+        }
 
 
 class CellOutput(serializers.Serializer):

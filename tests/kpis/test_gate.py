@@ -262,3 +262,29 @@ def test_the_gate_reads_thresholds_changed_after_the_row_was_loaded(owner, appro
     services.threshold_set(actor=approver, team=team, kpi="robust_accuracy", system=system, green=0.99, amber=0.98)
     decision = gate_decide(actor=owner, system=system, model_version=healthy.version)
     assert outcomes(decision)["kpi:robust_accuracy"] == "fail"
+
+
+def test_the_gate_answer_is_what_the_declared_fields_render(owner, system, healthy, make_model):
+    from rest_framework import serializers as drf
+
+    from kpis.api.serializers import GateDecisionOutput
+
+    for model in (healthy, make_model()):  # a pass, and a fail (no runs) whose reasons have no values
+        decision = gate_decide(actor=owner, system=system, model_version=model.version)
+        decision.exit_code = 0
+        direct = GateDecisionOutput(decision).data
+        by_field = drf.Serializer.to_representation(GateDecisionOutput(decision), decision)
+        assert direct == by_field
+        assert {r["outcome"] for r in direct["reasons"]} <= {"pass", "warn", "fail"}
+
+
+def test_out_of_range_ids_and_versions_are_404s(token_api, make_token, system, healthy):
+    _, secret = make_token(TokenRole.CI)
+    client = token_api(secret)
+    for body in (
+        {"system": "9" * 30, "model_version": 1},
+        {"system": str(system.id), "model_version": 2**70},
+        {"system": "fraud-ml/fraud-scorer", "model_version": 2**63},
+    ):
+        assert client.post("/api/gate/", body, format="json").status_code == 404, body
+    assert GateDecision.objects.count() == 0
