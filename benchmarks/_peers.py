@@ -45,14 +45,20 @@ def frozen(module: nn.Module) -> Iterator[None]:
             p.requires_grad_(flag)
 
 
-def gradient_floor(module: nn.Module, batches: list[tuple[Tensor, Tensor]], steps: int) -> None:
+def gradient_floor(
+    module: nn.Module, batches: list[tuple[Tensor, Tensor]], steps: int, *, channels_last: bool = False
+) -> None:
     """The irreducible cost of a gradient attack: ``steps`` x (forward + input-gradient backward) per batch.
 
-    Parameters are frozen and nothing else is done (no sign, step, projection or validation).
+    Parameters are frozen and nothing else is done (no sign, step, projection or validation). With
+    ``channels_last`` each batch is laid out ``torch.channels_last`` first, as the engine does for conv nets on
+    the CPU: the same operations on the same values, in the engine's layout.
     """
     with frozen(module):
         for xb, yb in batches:
             x = xb.detach()
+            if channels_last:
+                x = torch.empty_like(x, memory_format=torch.channels_last).copy_(x)
             for _ in range(steps):
                 x.requires_grad_(True)
                 loss = F.cross_entropy(module(x), yb, reduction="sum")

@@ -38,6 +38,9 @@ def run(*, quick: bool = False) -> BenchResult:
     def floor() -> None:
         gradient_floor(module, bs, 1)
 
+    def floor_cl() -> None:
+        gradient_floor(module, bs, 1, channels_last=True)
+
     def art() -> np.ndarray:
         return art_attack.generate(x=x_np, y=y_np)
 
@@ -45,7 +48,8 @@ def run(*, quick: bool = False) -> BenchResult:
         return torch.cat([ta_attack(xb, yb) for xb, yb in bs])
 
     repeats = 10 if quick else 60
-    t = interleaved({"engine": engine, "floor": floor, "art": art, "torchattacks": ta}, repeats=repeats, warmup=3)
+    cases = {"engine": engine, "floor": floor, "floor_cl": floor_cl, "art": art, "torchattacks": ta}
+    t = interleaved(cases, repeats=repeats, warmup=3)
 
     adv_engine, adv_art, adv_ta = engine(), art(), ta()
     vs_art = agreement(module, adv_engine, adv_art)
@@ -59,6 +63,7 @@ def run(*, quick: bool = False) -> BenchResult:
     art_ratio = ratio(t["art"].median, eng)
     ta_ratio = ratio(t["torchattacks"].median, eng)
     over_floor = ratio(eng, t["floor"].median)
+    over_floor_cl = ratio(eng, t["floor_cl"].median)
 
     result = BenchResult(name=NAME, title="FGSM Linf (eps 0.1, batch 128)")
     result.tables.append(
@@ -70,6 +75,13 @@ def run(*, quick: bool = False) -> BenchResult:
                     fmt_ms(t["floor"].median),
                     fmt_ms(t["floor"].min),
                     f"{ratio(t['floor'].median, eng):.2f}",
+                    "-",
+                ],
+                [
+                    "Floor, channels_last batches (the engine's layout)",
+                    fmt_ms(t["floor_cl"].median),
+                    fmt_ms(t["floor_cl"].min),
+                    f"{ratio(t['floor_cl'].median, eng):.2f}",
                     "-",
                 ],
                 ["**Garrison engine** `fgsm`", fmt_ms(eng), fmt_ms(t["engine"].min), "1.00", fmt_pct(rob["engine"])],
@@ -107,12 +119,16 @@ def run(*, quick: bool = False) -> BenchResult:
     result.bars.append(
         Bar(f"ART / engine >= {ART_BAR}", art_ratio >= ART_BAR, f"{art_ratio:.2f} x (medians of {repeats})")
     )
-    result.notes.append(f"Engine / floor: {over_floor:.2f} x (no bar; one step, so per-call overhead shows).")
+    result.notes.append(
+        f"Engine / floor: {over_floor:.2f} x, / channels_last floor: {over_floor_cl:.2f} x (no bar; one step, "
+        "so per-call overhead shows)."
+    )
     result.data = {
         "timings": {k: v.to_dict() for k, v in t.items()},
         "art_over_engine": art_ratio,
         "torchattacks_over_engine": ta_ratio,
         "engine_over_floor": over_floor,
+        "engine_over_channels_last_floor": over_floor_cl,
         "agreement": {"art": vs_art, "torchattacks": vs_ta},
         "robust_accuracy": rob,
     }

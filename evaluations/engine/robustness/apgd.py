@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-import torch.nn.functional as F  # noqa: N812 - the torch convention
 from torch import Tensor
 
 from evaluations.engine.common import EpsilonOutOfRangeError, InvalidConfigError, make_generator
@@ -114,17 +113,16 @@ def apgd(
     x, y = prepare_batch(model, x, y, device)
     check_epsilon(config.eps, model, config.norm)
     generator = make_generator(seed, model.device)
-    with model.frozen_parameters():
-        best, fooled = _run(model, x, y, config, generator)
-        for _ in range(config.restarts - 1):
-            rows = (~fooled).nonzero().squeeze(1)  # one sync per restart
-            if rows.numel() == 0:
-                break
-            candidate, success = _run(model, x[rows], y[rows], config, generator)
-            # Keep the first run's best-loss point unless this run fools the sample.
-            picked = rows[success]
-            best[picked] = candidate[success]
-            fooled[picked] = True
+    best, fooled = _run(model, x, y, config, generator)
+    for _ in range(config.restarts - 1):
+        rows = (~fooled).nonzero().squeeze(1)  # one sync per restart
+        if rows.numel() == 0:
+            break
+        candidate, success = _run(model, x[rows], y[rows], config, generator)
+        # Keep the first run's best-loss point unless this run fools the sample.
+        picked = rows[success]
+        best[picked] = candidate[success]
+        fooled[picked] = True
     return best
 
 
@@ -148,11 +146,8 @@ def _direction(grad: Tensor, linf: bool) -> Tensor:
 
 def _loss_and_grad(model: TorchClassifier, x_adv: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Per-sample CE loss, its input gradient and whether each sample is misclassified."""
-    x_adv = x_adv.detach().requires_grad_(True)
-    logits = model.logits(x_adv)
-    loss = F.cross_entropy(logits, y, reduction="none")
-    (grad,) = torch.autograd.grad(loss.sum(), x_adv)
-    return loss.detach(), grad, logits.detach().argmax(dim=1) != y
+    loss, grad, logits = model.loss_gradient(x_adv, y)
+    return loss, grad, logits.argmax(dim=1) != y
 
 
 def _run(

@@ -7,7 +7,6 @@ import numbers
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F  # noqa: N812 - the torch convention
 from torch import Tensor
 
 from evaluations.engine.common import EpsilonOutOfRangeError
@@ -69,8 +68,5 @@ def fgsm(
     x, y = prepare_batch(model, x, y, device)
     check_epsilon(config.eps, model, "linf")
     lo, hi = model.bounds
-    with model.frozen_parameters():
-        x_in = x.detach().requires_grad_(True)
-        loss = F.cross_entropy(model.logits(x_in), y, reduction="sum")
-        (grad,) = torch.autograd.grad(loss, x_in)
+    _, grad, _ = model.loss_gradient(x, y)
     return torch.add(x, grad.sign_(), alpha=config.eps).clamp_(lo, hi)

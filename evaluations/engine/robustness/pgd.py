@@ -108,10 +108,9 @@ def pgd(
     x, y = prepare_batch(model, x, y, device)
     check_epsilon(config.eps, model, config.norm)
     generator = make_generator(seed, model.device)
-    with model.frozen_parameters():
-        if config.restarts == 1:
-            return _run(model, x, y, config, generator)
-        return _best_of_restarts(model, x, y, config, generator)
+    if config.restarts == 1:
+        return _run(model, x, y, config, generator)
+    return _best_of_restarts(model, x, y, config, generator)
 
 
 def _best_of_restarts(
@@ -177,18 +176,14 @@ def _run(model: TorchClassifier, x: Tensor, y: Tensor, config: PGDConfig, genera
         x_adv = x.clone()
 
     for _ in range(config.steps):
-        x_adv.requires_grad_(True)
-        logits = model.logits(x_adv)
-        loss = F.cross_entropy(logits, y, reduction="sum")  # sum: gradients independent of batch size
-        (grad,) = torch.autograd.grad(loss, x_adv)
-        grad = grad.contiguous()  # no-op, except for a broadcast gradient (a model that ignores its input)
-        x_adv = x_adv.detach()
+        # The gradient of the summed loss: independent of the batch size.
+        _, grad, logits = model.loss_gradient(x_adv, y)
         if linf:
             grad.sign_()
         else:
             grad.div_(grad.reshape(n, -1).norm(dim=1).clamp_min_(_TINY).view(shape))
         if config.early_stop:
-            grad.mul_((logits.detach().argmax(dim=1) == y).view(shape))
+            grad.mul_((logits.argmax(dim=1) == y).view(shape))
         x_adv.add_(grad, alpha=step)
         if linf:
             x_adv.clamp_(min=lower, max=upper)
