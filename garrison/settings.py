@@ -145,6 +145,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # one per test process so that concurrent test runs never share it.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-garrison-{os.getpid()}.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Hot queries (garrison.core.compiled) are prepared on PostgreSQL: off behind a pooler that cannot keep them.
+DB_PREPARED_STATEMENTS = env_bool("DB_PREPARED_STATEMENTS", True)
 
 # --- Cache (rate limits, lock-outs) -----------------------------------------------
 _cache_url = os.environ.get("CACHE_URL", "")

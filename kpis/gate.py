@@ -13,7 +13,8 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from django.db import transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.db.models.lookups import GreaterThanOrEqual
 
 from evaluations.models import EvaluationRun, ModelArtifact, RunKind, RunStatus, ScanStatus
@@ -247,13 +248,109 @@ _APPROVED_VERSIONS = CompiledQuery(
 )
 
 
-def _risk_reasons(system: System) -> list[Reason]:
+def _gate_models(team_ids: list[int], version: int) -> QuerySet[ModelArtifact]:
+    """Model versions of the visible systems with everything the gate reads, for one query.
+
+    Each row is a model version (only the fields the gate reads) with its system, the system's gate
+    policy and KPI status row (``select_related``), the id, reliability and flags of its latest
+    successful robustness run, and two counts over the system's approved threat-model versions: how
+    many there are, and how many accepted threats in them have a critical inherent risk.
+    """
+    runs = EvaluationRun.objects.filter(
+        model_artifact=OuterRef("pk"), kind=RunKind.ROBUSTNESS, status=RunStatus.SUCCEEDED
+    ).order_by("-finished_at", "-pk")
+    approved = (
+        ThreatModelVersion.objects.filter(threat_model__system=OuterRef("system_id"), status=VersionStatus.APPROVED)
+        .order_by()
+        .values("threat_model__system")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    critical = (
+        Threat.objects.filter(
+            version__threat_model__system=OuterRef("system_id"),
+            version__status=VersionStatus.APPROVED,
+            status=ThreatStatus.ACCEPTED,
+        )
+        .alias(score=F("likelihood") * F("impact"))
+        .filter(score__gte=CRITICAL_SCORE)
+        .order_by()
+        .values("version__threat_model__system")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return (
+        ModelArtifact.objects.filter(system__team_id__in=team_ids, version=version)
+        .select_related("system__gate_policy", "system__kpi_status")
+        .only(*MODEL_FIELDS, *(f"system__{name}" for name in SYSTEM_FIELDS))
+        .annotate(
+            robustness_run_id=Subquery(runs.values("pk")[:1]),
+            robustness_reliable=Subquery(runs.values("reliable")[:1]),
+            robustness_flags=Subquery(runs.values("flags")[:1]),
+            approved_versions=Coalesce(Subquery(approved), 0),
+            critical_threats=Coalesce(Subquery(critical), 0),
+        )
+    )
+
+
+# What the gate reads of a system (the policy and the status row come with it).
+SYSTEM_FIELDS = ("id", "name", "slug", "team_id", "gate_policy", "kpi_status")
+_GATE_MODEL_BY_SYSTEM_ID = CompiledQuery(
+    lambda team_ids, version, pk: _gate_models(team_ids, version).filter(system_id=pk)[:1],
+    team_ids=list[int],
+    version=int,
+    pk=int,
+)
+_GATE_MODEL_BY_SLUG = CompiledQuery(
+    lambda team_ids, version, slug: _gate_models(team_ids, version).filter(system__slug=slug)[:2],
+    team_ids=list[int],
+    version=int,
+    slug=str,
+)
+_GATE_MODEL_BY_TEAM_AND_SLUG = CompiledQuery(
+    lambda team_ids, version, team, slug: _gate_models(team_ids, version).filter(
+        system__slug=slug, system__team__slug=team
+    )[:2],
+    team_ids=list[int],
+    version=int,
+    team=str,
+    slug=str,
+)
+
+
+def gate_model(*, team_ids: list[int], reference: str, version: int) -> ModelArtifact | None:
+    """The model version of the system named by ``reference`` (id, 'team/slug' or a unique slug) among
+    ``team_ids``, with its system and what the gate reads (:func:`_gate_models`), in one query; None
+    when there is no such system, no such version or the slug is ambiguous (the caller then tells
+    which, by reading the system on its own)."""
+    if not team_ids or not 1 <= version < 2**31:
+        return None
+    if reference.isdigit():
+        if int(reference) >= 2**63:
+            return None
+        matches = _GATE_MODEL_BY_SYSTEM_ID.all(team_ids=team_ids, version=version, pk=int(reference))
+    else:
+        team, _, slug = reference.rpartition("/")
+        if team:
+            matches = _GATE_MODEL_BY_TEAM_AND_SLUG.all(team_ids=team_ids, version=version, team=team, slug=slug)
+        else:
+            matches = _GATE_MODEL_BY_SLUG.all(team_ids=team_ids, version=version, slug=slug)
+    return matches[0] if len(matches) == 1 else None
+
+
+def _risk_reasons(system: System, counts: tuple[int, int] | None = None) -> list[Reason]:
     """Unaccepted critical residual risks in the approved threat model(s).
 
     Only accepted threats whose inherent risk is critical can have a critical residual risk
-    (controls only lower it). One query counts them per approved version; only when there
-    are any are they loaded, with their controls, to work out their residual risk.
+    (controls only lower it). One query counts them per approved version (unless ``counts``, the
+    number of approved versions and of such threats, came with the model); only when there are
+    any are they loaded, with their controls, to work out their residual risk.
     """
+    if counts is not None:
+        if not counts[0]:
+            return [Reason("risk:threat_model", "fail", "The system has no approved threat model.")]
+        if not counts[1]:
+            return [Reason("risk:critical", "pass", "No unaccepted critical residual risk.")]
     approved = _APPROVED_VERSIONS.all(system_id=system.pk)
     if not approved:
         return [Reason("risk:threat_model", "fail", "The system has no approved threat model.")]
@@ -286,24 +383,27 @@ def _risk_reasons(system: System) -> list[Reason]:
     return [Reason("risk:critical", "pass", "No unaccepted critical residual risk.")]
 
 
-def gate_decide(*, actor: Any, system: System, model_version: int) -> GateDecision:
+def gate_decide(*, actor: Any, system: System, model_version: int, model: ModelArtifact | None = None) -> GateDecision:
     """Decide pass / warn / fail for a model version, store and audit the decision.
 
     ``actor=None`` is the trusted command line on the server (``manage.py gate``); every
     other caller needs the gate capability in the system's team. The checks read the
     system's precomputed KPI statuses and a few rows (each read is a consistent snapshot
     either way under PostgreSQL's read-committed isolation); the decision and its audit
-    event are written together in one transaction.
+    event are written together in one transaction. ``model`` is the version as :func:`gate_model`
+    read it with the system (the API's one read); without it the model is read here.
     """
     if actor is not None:
         require_capability(user=actor, team_id=system.team_id, capability=Capability.GATE)
-    model = _model_with_latest_robustness(system, model_version)
+    if model is None or model.system_id != system.pk or model.version != model_version:
+        model = _model_with_latest_robustness(system, model_version)
     if model is None:
         raise UnknownModelVersion(f"System '{system.slug}' has no model version {model_version}.")
     policy = gate_policy_for(system)
     reasons = [*_model_reasons(model, policy), *_kpi_reasons(system, policy)]
     if policy.block_unaccepted_critical_risk:
-        reasons.extend(_risk_reasons(system))
+        counts = getattr(model, "approved_versions", None), getattr(model, "critical_threats", None)
+        reasons.extend(_risk_reasons(system, None if None in counts else counts))
     outcomes = {r.outcome for r in reasons}
     decision = Decision.FAIL if "fail" in outcomes else Decision.WARN if "warn" in outcomes else Decision.PASS
     return _store(actor=actor, system=system, model=model, decision=decision, reasons=reasons)

@@ -14,7 +14,7 @@ from garrison.accounts.selectors import require_capability, team_get, team_ids_f
 from garrison.core.compiled import CompiledQuery
 from kpis import selectors, services
 from kpis.api import serializers as s
-from kpis.gate import EXIT_CODES, UnknownModelVersion, gate_decide, to_junit, to_sarif
+from kpis.gate import EXIT_CODES, UnknownModelVersion, gate_decide, gate_model, to_junit, to_sarif
 from threatmodel.models import System
 from threatmodel.selectors import system_get_by_id
 
@@ -73,11 +73,13 @@ class GateView(APIView):
         """Decide pass / warn / fail for a model version; `format` junit or sarif returns those documents."""
         data = s.GateInput(data=request.data)
         data.is_valid(raise_exception=True)
-        system = resolve_system(request.user, data.validated_data["system"])
+        reference, version = data.validated_data["system"], data.validated_data["model_version"]
+        # One read for the usual call; when it finds nothing, the system is read on its own to tell an
+        # unknown system from an unknown model version.
+        model = gate_model(team_ids=team_ids_for(request.user), reference=reference, version=version)
+        system = model.system if model is not None else resolve_system(request.user, reference)
         try:
-            decision = gate_decide(
-                actor=request.user, system=system, model_version=data.validated_data["model_version"]
-            )
+            decision = gate_decide(actor=request.user, system=system, model_version=version, model=model)
         except UnknownModelVersion as error:
             raise Http404(str(error)) from error
         fmt = data.validated_data.get("format", "json")

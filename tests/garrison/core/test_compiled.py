@@ -120,3 +120,19 @@ def test_compiled_insert_matches_save_and_sends_signals() -> None:
 def test_compiled_insert_refuses_unchecked_save_overrides() -> None:
     with pytest.raises(ImproperlyConfigured, match="overrides save"):
         CompiledInsert(AuditEvent)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements are PostgreSQL's")
+@pytest.mark.parametrize("prepared", [True, False])
+def test_on_postgresql_hot_queries_are_prepared_unless_turned_off(settings, prepared) -> None:
+    settings.DB_PREPARED_STATEMENTS = prepared
+    system = SystemFactory(slug="prep")
+    columns = ("id", "slug") if prepared else ("id", "name")  # a statement of its own for each case
+    query = CompiledQuery(lambda slug: System.objects.filter(slug=slug).only(*columns)[:1], slug=str)
+    for _ in range(4):
+        assert query.first(slug="prep") == system
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        statements = [row[0] for row in cursor.fetchall()]
+    sql = query._plans[("default",)].sql
+    assert any(statement == sql.replace("%s", "$1") for statement in statements) is prepared
