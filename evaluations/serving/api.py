@@ -9,7 +9,9 @@ and expects). Every refusal comes before the model is called, in the house error
   (with ``Retry-After``).
 
 A request costs one query to find the key, its deployment and model (plus, at most once a minute, a
-last-used update, and a telemetry row when sampled). Torch is imported only when a prediction is made.
+last-used update, and a telemetry row when sampled) and one round trip to the cache, the rate-limit check,
+which on a monitored deployment also carries the extraction monitor's log (:mod:`.monitor`). Torch is
+imported only when a prediction is made.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from evaluations.serving import ratelimit, telemetry
+from evaluations.serving import monitor, ratelimit, telemetry
 from evaluations.serving.keys import hash_key_secret
 from evaluations.serving.models import ConsumerKey, DeploymentStatus, MonitorAction, OutputPolicy
 from evaluations.serving.validation import RequestError, parse_inputs
@@ -128,7 +130,10 @@ def predict(request: HttpRequest, system: str, deployment: str) -> HttpResponse:
     except RequestError as exc:
         return _error(400, "invalid", str(exc))
 
-    refusal = ratelimit.consume(key.pk, int(x.shape[0]), _limits(key))
+    # On a monitored deployment the rate-limit check also catches this process up on the key's monitor log
+    # (one round trip), and the answer is judged without another.
+    ticket = monitor.begin(dep.pk, key.pk, config=monitor.config_for(dep)) if dep.monitor_enabled else None
+    refusal = ratelimit.consume(key.pk, int(x.shape[0]), _limits(key), monitor=ticket)
     if refusal is not None:
         return _error(429, "rate_limited", refusal.message, retry_after=refusal.retry_after)
 
@@ -142,10 +147,8 @@ def predict(request: HttpRequest, system: str, deployment: str) -> HttpResponse:
 
     payload: dict[str, Any] = {"predictions": answer_json(answer)}
     state = None
-    if dep.monitor_enabled:
-        from evaluations.serving import monitor
-
-        state = monitor.observe(dep.pk, key.pk, x, probabilities, answer.labels, config=monitor.config_for(dep))
+    if ticket is not None:
+        state = monitor.observe(dep.pk, key.pk, x, probabilities, answer.labels, config=ticket.config, ticket=ticket)
         if state.flagged and key.flagged_at is None:
             from evaluations.serving.services import monitor_alert_raise
 

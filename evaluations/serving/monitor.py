@@ -5,24 +5,40 @@ and edits) keeps per-client state; here one client is one consumer key. Instead 
 whole state through the cache (hundreds of KB per request, under a lock), each key has an append-only log
 of compact query records in the cache (the flattened input, the model's probabilities, the label and the
 time: a small header and numpy bytes, no pickle), and every web process keeps its own detector per key
-plus the number of log records it has applied. A request makes one round trip: append the batch's records
-and read every record from the process's applied index to the end (one Lua script on Redis, so the append
-and the read are atomic and every process sees the whole stream in the same order, without a lock); the
-process feeds the new records, in order, to its local detector.
+plus the number of log records it has read.
 
-Memory is bounded: when a key's log reaches ``HISTORY_LIMIT`` records (flagged or not) the next request
+A request of a monitored deployment makes one round trip, its rate-limit check: one Lua script (atomic)
+appends the records of this process's previous monitored answer, charges the key's rate-limit windows (a
+refusal stops there: nothing of the refused request is logged) and reads the key's log from the process's
+index to the end; the process judges the records read in the log's order, but for its own, which it judged
+when it answered them. Once the model has answered, the process judges the request's records at once (the
+state the request gets includes them: an alert is raised by the request that earns it) and parks them, to
+be appended by its next exchange with the log. Every process so judges every record of the stream exactly
+once, and sees it whole but for the last answer of each other process: under load, a few milliseconds
+behind; a process that stops serving monitored requests keeps its last answer parked until it serves one
+(or until its stream is read through :func:`stored_state`, or it exits gracefully: an ``atexit`` hook appends
+it), and loses it only if it is killed first. Requests of one
+key in flight in two processes at once may be judged in a different order by each. :func:`observe` without
+a ticket (tests, the benchmark) appends a batch and reads the log in one round trip, as the endpoint did
+before it shared the rate limiter's.
+
+Memory is bounded: when a key's log reaches ``HISTORY_LIMIT`` records (flagged or not) the next append
 starts a new epoch (a fresh random id under the key's epoch entry names the log), and every process starts
 that key's detector afresh. A flagged key stays flagged: its alert and enforced action live in the
 database. Each process keeps at most ``MAX_LOCAL_KEYS`` detectors (least recently used dropped; a dropped
 key is replayed from its log on its next request). A process that sees a new epoch, or a log shorter than
-what it applied (the cache was flushed), replays from the start.
+what it read (the cache was flushed), replays from the start; parked records of an epoch that is gone
+(flushed, or :func:`forget`) are dropped.
 
 With the local-memory cache (no ``CACHE_URL``) the log is one list value in the cache, updated under a
-process lock: the same code path, for a single process.
+process lock: the same steps, for a single process.
 """
 
 from __future__ import annotations
 
+import atexit
+import itertools
+import logging
 import secrets
 import struct
 import threading
@@ -33,6 +49,10 @@ from typing import Any
 
 import numpy as np
 from django.core.cache import caches
+
+from evaluations.serving import ratelimit, rediscache
+
+logger = logging.getLogger(__name__)
 
 HISTORY_LIMIT = 2000
 STATE_TTL = 7 * 24 * 3600
@@ -75,12 +95,9 @@ def encode_records(x: Any, seen: Any, labels: Any, timestamp: float) -> list[byt
     records = []
     for i in range(len(batch)):
         row = batch[i]
+        # cheapest test first: float inputs fail the first one (so do NaNs; infinities fail the range test)
         integral = (
-            row.size > 0
-            and np.isfinite(row).all()
-            and bool(np.all(row == np.round(row)))
-            and row.min() >= _INT32.min
-            and row.max() <= _INT32.max
+            row.size > 0 and bool((row == np.round(row)).all()) and row.min() >= _INT32.min and row.max() <= _INT32.max
         )
         values = row.astype(np.int32) if integral else row.astype(np.float32)
         probs = b"" if probabilities is None else probabilities[i].tobytes()
@@ -105,35 +122,82 @@ def decode_record(record: bytes) -> tuple[np.ndarray, np.ndarray | None, int, fl
 
 # --- the shared log: Redis (one Lua script) or any other Django cache (one process) ----------------------
 
-# KEYS[1]: the key's epoch entry (its log is "<KEYS[1]>:<epoch>"); ARGV: applied index, the caller's epoch,
-# history limit, ttl, a fresh epoch id, then the records to append. Returns {epoch, first index returned,
-# records from there to the end}.
-_APPEND_AND_READ = """
+# One exchange with a key's log, atomic. KEYS[1]: the key's epoch entry (its log is "<KEYS[1]>:<epoch>");
+# KEYS[2..4]: the rate-limit windows, when the exchange charges them; then the epoch entries of the parked
+# groups. ARGV: 1 the caller's applied index, 2 its epoch, 3 history limit, 4 ttl, 5 a fresh epoch id, 6 "1"
+# to charge the windows, 7..13 (when charging) n and each window's limit and ttl; then the number of parked
+# groups and, per group, its epoch, its number of records and the records; then the number of records to
+# append now and the records. In that order: the parked groups are appended (each to its own key's log, only
+# if that log is still in the group's epoch); the windows are charged (a refusal returns {window, flushed}:
+# nothing read, nothing appended now); the records are appended; the key's log is read from the applied index
+# (from 0 on a new epoch or a log shorter than that index). A log at the history limit starts a new epoch
+# before an append. Returns {0, flushed, epoch, first index read, records from there to the end}, flushed
+# holding {epoch, first index} per parked group ({"", -1} for a group whose stream is gone).
+_EXCHANGE = (
+    ratelimit.CHECK_AND_CHARGE_LUA
+    + """
+local limit, ttl, fresh = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
+
+local function append(epoch_key, epoch, first, last, fresh_epoch)
+  local log = epoch_key .. ':' .. epoch
+  local length = redis.call('LLEN', log)
+  if length >= limit then
+    redis.call('DEL', log)
+    epoch = fresh_epoch
+    redis.call('SET', epoch_key, epoch)
+    log = epoch_key .. ':' .. epoch
+    length = 0
+  end
+  for i = first, last, 1000 do
+    redis.call('RPUSH', log, unpack(ARGV, i, math.min(i + 999, last)))
+  end
+  redis.call('EXPIRE', epoch_key, ttl)
+  redis.call('EXPIRE', log, ttl)
+  return epoch, length
+end
+
+local before = redis.call('GET', KEYS[1])
+local length = before and redis.call('LLEN', KEYS[1] .. ':' .. before) or 0
+local charging = ARGV[6] == '1'
+local at = charging and 14 or 7
+local first_parked = charging and 5 or 2
+local flushed = {}
+for group = 1, tonumber(ARGV[at]) do
+  local epoch_key, epoch, count = KEYS[first_parked + group - 1], ARGV[at + 1], tonumber(ARGV[at + 2])
+  if redis.call('GET', epoch_key) == epoch then
+    local now_epoch, start = append(epoch_key, epoch, at + 3, at + 2 + count, fresh .. ':' .. group)
+    flushed[group] = {now_epoch, start}
+  else
+    flushed[group] = {'', -1}
+  end
+  at = at + 2 + count
+end
+at = at + 1
+if charging then
+  local refused = check_and_charge(2, 7)
+  if refused ~= 0 then
+    return {refused, flushed}
+  end
+end
 local epoch = redis.call('GET', KEYS[1])
-local from = tonumber(ARGV[1])
 if not epoch then
-  epoch = ARGV[5]
+  epoch = fresh
   redis.call('SET', KEYS[1], epoch)
 end
-local log = KEYS[1] .. ':' .. epoch
-local length = redis.call('LLEN', log)
-if #ARGV > 5 and length >= tonumber(ARGV[3]) then
-  redis.call('DEL', log)
-  epoch = ARGV[5]
-  redis.call('SET', KEYS[1], epoch)
-  log = KEYS[1] .. ':' .. epoch
-  length = 0
+local now = tonumber(ARGV[at])
+if now > 0 then
+  epoch = append(KEYS[1], epoch, at + 1, at + now, fresh)
 end
+local from = tonumber(ARGV[1])
 if epoch ~= ARGV[2] or length < from then
   from = 0
 end
-for i = 6, #ARGV, 1000 do
-  redis.call('RPUSH', log, unpack(ARGV, i, math.min(i + 999, #ARGV)))
-end
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
-redis.call('EXPIRE', log, tonumber(ARGV[4]))
-return {epoch, from, redis.call('LRANGE', log, from, -1)}
+local log = KEYS[1] .. ':' .. epoch
+redis.call('EXPIRE', KEYS[1], ttl)
+redis.call('EXPIRE', log, ttl)
+return {0, flushed, epoch, from, redis.call('LRANGE', log, from, -1)}
 """
+)
 
 _FORGET = """
 local epoch = redis.call('GET', KEYS[1])
@@ -144,65 +208,107 @@ redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[2]))
 return 1
 """
 
-_scripts: dict[tuple[int, str], Any] = {}
 _generic_lock = threading.Lock()
-
-
-def _redis_client(backend: Any) -> Any | None:
-    """The raw redis-py client of Django's Redis cache backend (None for any other backend)."""
-    from django.core.cache.backends.redis import RedisCache
-
-    if not isinstance(backend, RedisCache):
-        return None
-    return backend._cache.get_client(None, write=True)
-
-
-def _script(client: Any, source: str) -> Any:
-    found = _scripts.get((id(client), source))
-    if found is None:
-        found = _scripts[(id(client), source)] = client.register_script(source)
-    return found
 
 
 def _new_epoch() -> str:
     return secrets.token_hex(6)
 
 
-def append_and_read(key: str, records: list[bytes], applied: int, epoch: str | None) -> tuple[str, int, list[bytes]]:
-    """Append ``records`` to the key's log and read it from ``applied`` (from 0 on a new epoch or a shorter log).
+@dataclass
+class _Parked:
+    """Records this process answered and judged, not yet in the key's shared log."""
 
-    Returns ``(epoch, first index read, records read)``; the records read end with the ones appended.
-    """
-    name = f"{key}:epoch"
+    name: str
+    epoch: str | None
+    generation: int
+    records: list[bytes]
+
+
+@dataclass
+class _Exchange:
+    """What one exchange with a key's log answered (see ``_EXCHANGE``)."""
+
+    refused: int
+    flushed: list[tuple[str, int] | None]
+    epoch: str = ""
+    start: int = 0
+    read: list[bytes] = field(default_factory=list)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _exchange(
+    name: str,
+    applied: int,
+    epoch: str | None,
+    *,
+    parked: list[_Parked] | None = None,
+    records: list[bytes] | None = None,
+    charge: tuple[list[ratelimit.Window], int] | None = None,
+) -> _Exchange:
+    """One round trip with the log of key ``name`` (``_EXCHANGE`` on Redis; the same steps under a process lock
+    on any other cache): append the ``parked`` groups, charge ``charge = (windows, n)``, append ``records``,
+    read from ``applied``."""
+    parked, records = parked or [], records or []
     backend = caches["default"]
-    client = _redis_client(backend)
-    if client is not None:
-        epoch_key = backend.make_key(name)
-        args = [applied, epoch or "", HISTORY_LIMIT, STATE_TTL, _new_epoch(), *records]
-        found, start, read = _script(client, _APPEND_AND_READ)(keys=[epoch_key], args=args, client=client)
-        return found.decode() if isinstance(found, bytes) else str(found), int(start), list(read)
+    if rediscache.is_redis(backend):
+        keys = [backend.make_key(f"{name}:epoch")]
+        args: list[Any] = [applied, epoch or "", HISTORY_LIMIT, STATE_TTL, _new_epoch()]
+        if charge is None:
+            args.append(0)
+        else:
+            window_keys, window_args = ratelimit.script_keys_and_args(backend, *charge)
+            keys += window_keys
+            args += [1, *window_args]
+        args.append(len(parked))
+        for group in parked:
+            keys.append(backend.make_key(f"{group.name}:epoch"))
+            args += [group.epoch or "", len(group.records), *group.records]
+        args += [len(records), *records]
+        reply = rediscache.run(backend, _EXCHANGE, keys, args)
+        flushed = [None if int(start) < 0 else (_text(found), int(start)) for found, start in reply[1]]
+        if reply[0]:
+            return _Exchange(refused=int(reply[0]), flushed=flushed)
+        return _Exchange(0, flushed, _text(reply[2]), int(reply[3]), list(reply[4]))
     with _generic_lock:
-        current = backend.get(name)
-        if current is None:
-            current = _new_epoch()
-        log = backend.get(f"{name}:{current}") or []
-        if records and len(log) >= HISTORY_LIMIT:
-            backend.delete(f"{name}:{current}")
-            current, log = _new_epoch(), []
-        start = 0 if current != epoch or len(log) < applied else applied
+        before = backend.get(f"{name}:epoch")
+        length = 0 if before is None else len(backend.get(f"{name}:epoch:{before}") or [])
+        flushed = [_generic_append(group.name, group.epoch, group.records) for group in parked]
+        refused = 0 if charge is None else ratelimit.charge(*charge)
+        if refused:
+            return _Exchange(refused=refused, flushed=flushed)
+        current = backend.get(f"{name}:epoch") or _new_epoch()
+        backend.set(f"{name}:epoch", current, STATE_TTL)
         if records:
-            log = [*log, *records]
-            backend.set(f"{name}:{current}", log, STATE_TTL)
-        backend.set(name, current, STATE_TTL)
-        return current, start, log[start:]
+            current = _generic_append(name, current, records)[0]  # type: ignore[index]
+        start = 0 if current != epoch or length < applied else applied
+        return _Exchange(0, flushed, current, start, (backend.get(f"{name}:epoch:{current}") or [])[start:])
+
+
+def _generic_append(name: str, epoch: str | None, records: list[bytes]) -> tuple[str, int] | None:
+    """``append`` of ``_EXCHANGE`` on any other cache (under ``_generic_lock``); None when the epoch is gone."""
+    backend = caches["default"]
+    if epoch is None or backend.get(f"{name}:epoch") != epoch:
+        return None
+    log = backend.get(f"{name}:epoch:{epoch}") or []
+    if len(log) >= HISTORY_LIMIT:
+        backend.delete(f"{name}:epoch:{epoch}")
+        epoch, log = _new_epoch(), []
+    start = len(log)
+    backend.set(f"{name}:epoch:{epoch}", [*log, *records], STATE_TTL)
+    backend.set(f"{name}:epoch", epoch, STATE_TTL)
+    return epoch, start
 
 
 def log_length(key: str) -> int:
     """Records in the key's current log (for tests and the benchmark)."""
     name = f"{key}:epoch"
     backend = caches["default"]
-    client = _redis_client(backend)
-    if client is not None:
+    if rediscache.is_redis(backend):
+        client = backend._cache.get_client(None)
         epoch_key = backend.make_key(name)
         epoch = client.get(epoch_key)
         return 0 if epoch is None else int(client.llen(epoch_key + ":" + epoch.decode()))
@@ -212,75 +318,190 @@ def log_length(key: str) -> int:
 
 # --- the per-process detectors --------------------------------------------------------------------------
 
+_generations = itertools.count(1)
+
 
 @dataclass
 class _Local:
-    """One key's detector in this process, and how much of the key's log it has applied."""
+    """One key's detector in this process, how much of the key's log it has read, and which records of the log
+    it judged before they were there (this process's own, parked: skipped when read)."""
 
     config: Any
+    client_id: str
     detector: Any = None
     epoch: str | None = None
     applied: int = 0
     state: Any = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    generation: int = 0
+    own: list[tuple[str, int, int]] = field(default_factory=list)  # (epoch, first index, count)
 
     def restart(self) -> None:
-        from evaluations.engine.extraction.detection import ExtractionDetector
-
-        self.detector = ExtractionDetector(self.config)
+        self.detector = None  # made by the first record judged (a refused request needs no torch import)
         self.applied = 0
         self.state = None
+        self.generation = next(_generations)
+        self.own.clear()
+
+    def judge(self, record: bytes) -> None:
+        if self.detector is None:
+            from evaluations.engine.extraction.detection import ExtractionDetector
+
+            self.detector = ExtractionDetector(self.config)
+        x, probs, label, timestamp = decode_record(record)
+        self.state = self.detector.observe(self.client_id, x, probs, label=label, timestamp=timestamp)
+
+    def read(self, epoch: str, start: int, records: list[bytes]) -> None:
+        """Judge the records read from ``start`` of the log of ``epoch``, in order, but for this process's own."""
+        if epoch != self.epoch or start != self.applied:
+            self.restart()
+            self.epoch = epoch
+        for index, record in enumerate(records, start=start):
+            if not any(e == epoch and first <= index < first + count for e, first, count in self.own):
+                self.judge(record)
+        self.applied = start + len(records)
+        self.own = [(e, first, count) for e, first, count in self.own if e == epoch and first + count > self.applied]
+
+
+@dataclass
+class Ticket:
+    """A monitored request between its rate-limit check and its answer (see :meth:`LocalMonitor.begin`)."""
+
+    monitor: LocalMonitor
+    name: str
+    entry: _Local
+
+    @property
+    def config(self) -> Any:
+        """The key's detector config."""
+        return self.entry.config
+
+    def charge(self, windows: list[ratelimit.Window], n: int) -> ratelimit.Refusal | None:
+        """Charge ``n`` inputs to the rate-limit ``windows`` (or refuse) and catch up on the key's log, in one
+        round trip (``ratelimit.consume(..., monitor=ticket)`` calls this)."""
+        return self.monitor.exchange(self, (windows, n))
 
 
 class LocalMonitor:
-    """The detectors of one process (an LRU of keys); two instances behave like two web processes."""
+    """The detectors of one process (an LRU of keys); two instances behave like two web processes.
+
+    One lock serialises the process's exchanges with the shared log (threads of a threaded server wait for
+    each other's round trips), so that the parked records and the indices of the records read stay consistent.
+    """
 
     def __init__(self, max_keys: int = MAX_LOCAL_KEYS) -> None:
         self.max_keys = max_keys
         self._keys: OrderedDict[str, _Local] = OrderedDict()
-        self._lock = threading.Lock()
+        self._parked: list[_Parked] = []
+        self._lock = threading.RLock()
 
-    def _entry(self, name: str, config: Any) -> _Local:
-        with self._lock:
-            entry = self._keys.get(name)
-            if entry is None:
-                entry = self._keys[name] = _Local(config)
-                entry.restart()
-                while len(self._keys) > self.max_keys:
-                    self._keys.popitem(last=False)
-            else:
-                self._keys.move_to_end(name)
-            return entry
+    def _entry(self, name: str, client_id: str, config: Any) -> _Local:
+        entry = self._keys.get(name)
+        if entry is None:
+            entry = self._keys[name] = _Local(config, client_id)
+            entry.restart()
+            while len(self._keys) > self.max_keys:
+                self._keys.popitem(last=False)
+        else:
+            self._keys.move_to_end(name)
+        return entry
+
+    def _exchange(self, name: str, entry: _Local, **kwargs: Any) -> _Exchange:
+        parked, self._parked = self._parked, []
+        try:
+            result = _exchange(name, entry.applied, entry.epoch, parked=parked, **kwargs)
+        except BaseException:
+            self._parked = parked + self._parked
+            raise
+        for group, flushed in zip(parked, result.flushed, strict=True):
+            owner = self._keys.get(group.name)
+            # the detector that judged the group is still this key's: it must not judge it again
+            if flushed is not None and owner is not None and owner.generation == group.generation:
+                owner.own.append((flushed[0], flushed[1], len(group.records)))
+        if not result.refused:
+            entry.read(result.epoch, result.start, result.read)
+        return result
 
     def sync(self, name: str, client_id: str, config: Any, records: list[bytes]) -> Any:
-        """Append ``records`` to the key's log, apply everything new in order; the state after the last."""
-        entry = self._entry(name, config)
-        with entry.lock:
-            epoch, start, read = append_and_read(name, records, entry.applied, entry.epoch)
-            if epoch != entry.epoch or start != entry.applied:
-                entry.restart()
-                entry.epoch = epoch
-            for record in read:
-                x, probs, label, timestamp = decode_record(record)
-                entry.state = entry.detector.observe(client_id, x, probs, label=label, timestamp=timestamp)
-            entry.applied = start + len(read)
+        """Append ``records`` to the key's log and judge everything new in the log's order; the state after the
+        last record (one round trip, which also appends this process's parked records)."""
+        with self._lock:
+            entry = self._entry(name, client_id, config)
+            self._exchange(name, entry, records=records)
             return entry.state
+
+    def begin(self, name: str, client_id: str, config: Any) -> Ticket:
+        """Start a request of a monitored deployment: its rate-limit check (:meth:`Ticket.charge`) also reads the
+        key's log, so judging its answer (:meth:`finish`) needs no round trip of its own."""
+        with self._lock:
+            return Ticket(self, name, self._entry(name, client_id, config))
+
+    def exchange(self, ticket: Ticket, charge: tuple[list[ratelimit.Window], int]) -> ratelimit.Refusal | None:
+        """One round trip: append this process's parked records, charge the windows, read the key's log."""
+        with self._lock:
+            result = self._exchange(ticket.name, ticket.entry, charge=charge)
+            return ratelimit.refusal(charge[0], result.refused)
+
+    def finish(self, ticket: Ticket, records: list[bytes]) -> Any:
+        """Judge the request's answered records now and park them for this process's next exchange."""
+        with self._lock:
+            entry = ticket.entry
+            for record in records:
+                entry.judge(record)
+            self._parked.append(_Parked(ticket.name, entry.epoch, entry.generation, records))
+            return entry.state
+
+    def flush(self) -> None:
+        """Append this process's parked records to their logs now (one exchange; nothing when none are parked).
+
+        Registered with ``atexit`` for the process's own monitor, so a web worker that stops gracefully (gunicorn's
+        restart after ``max_requests``, a deploy) leaves none of its answers out of the shared logs.
+        """
+        with self._lock:
+            for group in reversed(self._parked):
+                entry = self._keys.get(group.name)
+                if entry is not None:
+                    self._exchange(group.name, entry)
+                    return
+            self._parked.clear()  # their detectors are gone (dropped keys): nothing can append them consistently
 
     def drop(self, name: str) -> None:
         """Forget this process's detector of one key."""
         with self._lock:
             self._keys.pop(name, None)
 
+    def discard_parked(self, name: str) -> None:
+        """Forget this process's parked records of one key (its stream restarts)."""
+        with self._lock:
+            self._parked = [group for group in self._parked if group.name != name]
+
     def clear(self) -> None:
-        """Forget every detector of this process (their logs stay)."""
+        """Forget every detector and parked record of this process (the logs stay)."""
         with self._lock:
             self._keys.clear()
+            self._parked.clear()
 
     def __len__(self) -> int:
         return len(self._keys)
 
 
 _PROCESS = LocalMonitor()
+
+
+def _flush_at_exit() -> None:
+    try:
+        _PROCESS.flush()
+    except Exception:  # the cache may be gone at shutdown: the parked answers are lost, and the log says so
+        logger.warning("serving monitor: could not append this process's last answers at exit", exc_info=True)
+
+
+atexit.register(_flush_at_exit)
+
+
+def begin(deployment_id: int, key_id: int, *, config: Any, local: LocalMonitor | None = None) -> Ticket:
+    """A :class:`Ticket` for a request of a monitored deployment; pass it to ``ratelimit.consume(monitor=...)``
+    and, once answered, to :func:`observe`."""
+    monitor = _PROCESS if local is None else local
+    return monitor.begin(_state_key(deployment_id, key_id, config), str(key_id), config)
 
 
 def observe(
@@ -293,15 +514,19 @@ def observe(
     config: Any = None,
     timestamp: float | None = None,
     local: LocalMonitor | None = None,
+    ticket: Ticket | None = None,
 ) -> Any:
     """Log a batch in the key's stream; returns the :class:`DetectionState` after its last input.
 
     ``x`` is the batch ``(N, ...)``, ``seen`` the model's probabilities ``(N, C)`` (None to monitor labels
     only) and ``labels`` the labels the client got. ``local`` is this process's detectors (tests pass
-    their own to stand for another process).
+    their own to stand for another process). With the request's ``ticket`` (whose rate-limit check read the
+    log) the batch is judged at once and parked, no round trip; without, it is appended and the log read.
     """
     now = time.time() if timestamp is None else timestamp
     records = encode_records(x, seen, labels, now)
+    if ticket is not None:
+        return ticket.monitor.finish(ticket, records)
     monitor = _PROCESS if local is None else local
     return monitor.sync(_state_key(deployment_id, key_id, config), str(key_id), config or detector_config(), records)
 
@@ -329,13 +554,13 @@ def forget(deployment: Any, key_id: int) -> None:
     key = _state_key(deployment.pk, key_id, config_for(deployment))
     name = f"{key}:epoch"
     backend = caches["default"]
-    client = _redis_client(backend)
-    if client is not None:
-        _script(client, _FORGET)(keys=[backend.make_key(name)], args=[_new_epoch(), STATE_TTL], client=client)
+    if rediscache.is_redis(backend):
+        rediscache.run(backend, _FORGET, [backend.make_key(name)], [_new_epoch(), STATE_TTL])
     else:
         with _generic_lock:
             epoch = backend.get(name)
             if epoch is not None:
                 backend.delete(f"{name}:{epoch}")
             backend.set(name, _new_epoch(), STATE_TTL)
+    _PROCESS.discard_parked(key)
     _PROCESS.drop(key)

@@ -2,9 +2,11 @@
 
 Fixed windows, so several web processes share one count when the cache is Redis. On Redis one Lua script
 (one round trip, atomic) checks the three windows and charges them only when all have room, setting each
-window's expiry when it has none. On any other cache (locmem: one process) the windows are charged with
-``add`` + ``incr`` and given back on refusal. Each input is one query; a request over a limit is refused
-whole and charges nothing, so a refused request costs the client nothing but the wait.
+window's expiry when it has none; on a monitored deployment the same check runs inside the extraction
+monitor's script, which reads the key's monitor log in that round trip (:mod:`.monitor`). On any other
+cache (locmem: one process) the windows are charged with ``add`` + ``incr`` and given back on refusal.
+Each input is one query; a request over a limit is refused whole and charges nothing, so a refused request
+costs the client nothing but the wait.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.cache import cache, caches
+
+from evaluations.serving import rediscache
 
 clock = time.time  # patched by tests to freeze the windows
 
@@ -66,68 +70,88 @@ def _give_back(key: str, n: int) -> None:
         pass
 
 
-# KEYS: the windows; ARGV: n, then limit and ttl of each window. Returns 0 when charged, else the
-# 1-based index of the first window without room (nothing charged then).
-_CHECK_AND_CHARGE = """
-local n = tonumber(ARGV[1])
-for i = 1, #KEYS do
-  local used = tonumber(redis.call('GET', KEYS[i]) or '0')
-  if used + n > tonumber(ARGV[2 * i]) then
-    return i
+#: The check as a Lua function, shared by the limiter's own script and the monitor's (which charges the
+#: windows and reads the key's log in the same round trip). The three windows are KEYS[k .. k + 2]; ARGV[a]
+#: is n, then come the limit and ttl of each window. Returns 0 when charged, else the 1-based index of the
+#: first window without room (nothing charged then).
+CHECK_AND_CHARGE_LUA = """
+local function check_and_charge(k, a)
+  local n = tonumber(ARGV[a])
+  for i = 0, 2 do
+    local used = tonumber(redis.call('GET', KEYS[k + i]) or '0')
+    if used + n > tonumber(ARGV[a + 2 * i + 1]) then
+      return i + 1
+    end
   end
-end
-for i = 1, #KEYS do
-  redis.call('INCRBY', KEYS[i], n)
-  if redis.call('TTL', KEYS[i]) < 0 then
-    redis.call('EXPIRE', KEYS[i], tonumber(ARGV[2 * i + 1]))
+  for i = 0, 2 do
+    redis.call('INCRBY', KEYS[k + i], n)
+    if redis.call('TTL', KEYS[k + i]) < 0 then
+      redis.call('EXPIRE', KEYS[k + i], tonumber(ARGV[a + 2 * i + 2]))
+    end
   end
+  return 0
 end
-return 0
 """
-_scripts: dict[int, Any] = {}
+_CHECK_AND_CHARGE = CHECK_AND_CHARGE_LUA + "return check_and_charge(1, 1)\n"
+
+#: One window: its name, cache key, limit, the key's ttl and the seconds until it reopens.
+Window = tuple[str, str, int, int, float]
 
 
-def _redis_consume(backend: Any, windows: list[tuple[str, str, int, int, float]], n: int) -> int | None:
-    """On Django's Redis cache: the script's answer (0 charged, i refused by window i); None on other caches."""
-    from django.core.cache.backends.redis import RedisCache
-
-    if not isinstance(backend, RedisCache):
-        return None
-    client = backend._cache.get_client(None, write=True)
-    script = _scripts.get(id(client))
-    if script is None:
-        script = _scripts[id(client)] = client.register_script(_CHECK_AND_CHARGE)
-    args: list[int] = [n]
-    for _, _, limit, ttl, _ in windows:
-        args += [limit, ttl]
-    return int(script(keys=[backend.make_key(w[1]) for w in windows], args=args, client=client))
-
-
-def _refusal(window: tuple[str, str, int, int, float]) -> Refusal:
-    name, _, limit, _, wait = window
-    return Refusal(window=name, limit=limit, retry_after=max(1, int(-(-wait // 1))))
-
-
-def consume(key_id: int, n: int, limits: Limits) -> Refusal | None:
-    """Charge ``n`` inputs to the key's windows, or refuse the request (charging nothing)."""
+def key_windows(key_id: int, limits: Limits) -> list[Window]:
+    """The key's current second, minute and day windows."""
     now = clock()
     second, minute, day = int(now), int(now // 60), int(now // 86400)
-    windows = [
+    return [
         ("second", f"serve:rl:{key_id}:s:{second}", limits.per_second, 2, 1),
         ("minute", f"serve:rl:{key_id}:m:{minute}", limits.per_minute, 120, (minute + 1) * 60 - now),
         ("day", f"serve:rl:{key_id}:d:{day}", limits.per_day, 86400 + 60, (day + 1) * 86400 - now),
     ]
-    refused = _redis_consume(caches["default"], windows, n)
-    if refused is not None:
-        return None if refused == 0 else _refusal(windows[refused - 1])
-    taken: list[tuple[str, int]] = []
-    for window, cache_key, limit, ttl, wait in windows:
+
+
+def script_keys_and_args(backend: Any, windows: list[Window], n: int) -> tuple[list[str], list[int]]:
+    """The KEYS and ARGV of :data:`CHECK_AND_CHARGE_LUA` charging ``n`` inputs to ``windows`` on Redis."""
+    args: list[int] = [n]
+    for _, _, limit, ttl, _ in windows:
+        args += [limit, ttl]
+    return [backend.make_key(w[1]) for w in windows], args
+
+
+def refusal(windows: list[Window], refused: int) -> Refusal | None:
+    """The refusal for a check's answer: None when it charged (0), else window ``refused`` (1-based) refused."""
+    if refused == 0:
+        return None
+    name, _, limit, _, wait = windows[refused - 1]
+    return Refusal(window=name, limit=limit, retry_after=max(1, int(-(-wait // 1))))
+
+
+def charge(windows: list[Window], n: int) -> int:
+    """Charge ``n`` inputs to ``windows`` if all have room: 0, else the 1-based index of the first without."""
+    backend = caches["default"]
+    if rediscache.is_redis(backend):
+        keys, args = script_keys_and_args(backend, windows, n)
+        return int(rediscache.run(backend, _CHECK_AND_CHARGE, keys, args))
+    taken: list[str] = []
+    for index, (_, cache_key, limit, ttl, _) in enumerate(windows, start=1):
         if not _take(cache_key, n, limit, ttl):
-            for earlier, _ in taken:
+            for earlier in taken:
                 _give_back(earlier, n)
-            return _refusal((window, cache_key, limit, ttl, wait))
-        taken.append((cache_key, limit))
-    return None
+            return index
+        taken.append(cache_key)
+    return 0
+
+
+def consume(key_id: int, n: int, limits: Limits, *, monitor: Any = None) -> Refusal | None:
+    """Charge ``n`` inputs to the key's windows, or refuse the request (charging nothing).
+
+    ``monitor`` is the request's extraction-monitor ticket on a monitored deployment
+    (:class:`evaluations.serving.monitor.Ticket`): the same check then runs inside the monitor's exchange
+    with the key's log, in the same round trip.
+    """
+    current = key_windows(key_id, limits)
+    if monitor is not None:
+        return monitor.charge(current, n)
+    return refusal(current, charge(current, n))
 
 
 def used_today(key_id: int) -> int:

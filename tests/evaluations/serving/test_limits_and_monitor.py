@@ -25,8 +25,9 @@ def clock(monkeypatch):
     return Clock
 
 
-def test_the_burst_limit_answers_429_at_the_right_count_with_retry_after(deploy, issue, post, clock):
-    deployment = deploy(burst=5, rate_per_minute=100, max_batch=5, monitor_enabled=False)
+@pytest.mark.parametrize("monitored", [False, True], ids=["unmonitored", "monitored"])
+def test_the_burst_limit_answers_429_at_the_right_count_with_retry_after(deploy, issue, post, clock, monitored):
+    deployment = deploy(burst=5, rate_per_minute=100, max_batch=5, monitor_enabled=monitored)
     _, secret = issue(deployment)
     codes = [post(deployment, secret, {"inputs": ONE}).status_code for _ in range(6)]
     assert codes == [200] * 5 + [429]
@@ -37,8 +38,9 @@ def test_the_burst_limit_answers_429_at_the_right_count_with_retry_after(deploy,
     assert post(deployment, secret, {"inputs": ONE}).status_code == 200
 
 
-def test_the_per_minute_limit_counts_inputs_and_says_when_the_window_reopens(deploy, issue, post, clock):
-    deployment = deploy(burst=4, rate_per_minute=10, max_batch=4, monitor_enabled=False)
+@pytest.mark.parametrize("monitored", [False, True], ids=["unmonitored", "monitored"])
+def test_the_per_minute_limit_counts_inputs_and_says_when_the_window_reopens(deploy, issue, post, clock, monitored):
+    deployment = deploy(burst=4, rate_per_minute=10, max_batch=4, monitor_enabled=monitored)
     _, secret = issue(deployment)
     four = np.full((4, 1, 8, 8), 0.5).tolist()
     assert post(deployment, secret, {"inputs": four}).status_code == 200
@@ -53,8 +55,9 @@ def test_the_per_minute_limit_counts_inputs_and_says_when_the_window_reopens(dep
     assert post(deployment, secret, {"inputs": ONE}).status_code == 200
 
 
-def test_the_daily_quota_refuses_until_midnight_utc(deploy, issue, post, clock):
-    deployment = deploy(burst=2, rate_per_minute=2, max_batch=2, daily_quota=3, monitor_enabled=False)
+@pytest.mark.parametrize("monitored", [False, True], ids=["unmonitored", "monitored"])
+def test_the_daily_quota_refuses_until_midnight_utc(deploy, issue, post, clock, monitored):
+    deployment = deploy(burst=2, rate_per_minute=2, max_batch=2, daily_quota=3, monitor_enabled=monitored)
     _, secret = issue(deployment)
     assert post(deployment, secret, {"inputs": ONE}).status_code == 200
     assert post(deployment, secret, {"inputs": ONE}).status_code == 200
@@ -66,8 +69,9 @@ def test_the_daily_quota_refuses_until_midnight_utc(deploy, issue, post, clock):
     assert int(refused["Retry-After"]) == int(86400 - (clock.now % 86400)) + 1
 
 
-def test_limits_are_per_key(deploy, issue, post, clock):
-    deployment = deploy(burst=1, rate_per_minute=1, max_batch=1, daily_quota=1, monitor_enabled=False)
+@pytest.mark.parametrize("monitored", [False, True], ids=["unmonitored", "monitored"])
+def test_limits_are_per_key(deploy, issue, post, clock, monitored):
+    deployment = deploy(burst=1, rate_per_minute=1, max_batch=1, daily_quota=1, monitor_enabled=monitored)
     _, first = issue(deployment, owner="a")
     _, second = issue(deployment, owner="b")
     assert post(deployment, first, {"inputs": ONE}).status_code == 200

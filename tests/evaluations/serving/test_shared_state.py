@@ -115,6 +115,173 @@ def test_redis_windows_always_get_an_expiry(backend, clock):
     assert len(keys) == 3 and all(0 < raw.ttl(k) <= 86460 for k in keys)
 
 
+def test_on_a_monitored_deployment_refused_requests_log_nothing_and_answered_inputs_are_logged_once(
+    backend, deploy, issue, post, clock
+):
+    deployment = deploy(burst=5, rate_per_minute=100, max_batch=2)
+    assert deployment.monitor_enabled
+    key, secret = issue(deployment)
+    two = np.full((2, 1, 8, 8), 0.5).tolist()
+    codes = [post(deployment, secret, {"inputs": two}).status_code for _ in range(3)]
+    assert codes == [200, 200, 429]  # 2 + 2 fit the burst of 5; 2 more do not
+    name = monitor._state_key(deployment.pk, key.pk, monitor.config_for(deployment))
+    assert monitor.stored_state(deployment, key.pk).queries == 4  # its exchange also logs the parked answer
+    assert monitor.log_length(name) == 4
+    assert post(deployment, secret, {"inputs": ONE}).status_code == 200  # exactly 5
+    assert post(deployment, secret, {"inputs": ONE}).status_code == 429
+    assert monitor.log_length(name) == 5 and ratelimit.used_today(key.pk) == 5  # the refusal logged the parked one
+    assert monitor.stored_state(deployment, key.pk).queries == 5
+    clock.now += 1
+    assert post(deployment, secret, {"inputs": two}).status_code == 200
+    assert monitor.stored_state(deployment, key.pk).queries == 7 and monitor.log_length(name) == 7
+    assert monitor.stored_state(deployment, key.pk, local=monitor.LocalMonitor()).queries == 7  # a fresh replay
+
+
+def _serve(local, key_id, x, *, limits=None, config=None, timestamp=None):
+    """What the endpoint does for a monitored deployment, in the process ``local``."""
+    config = config or monitor.detector_config()
+    limits = limits or ratelimit.Limits(per_second=10_000, per_minute=10_000, per_day=10_000)
+    ticket = monitor.begin(1, key_id, config=config, local=local)
+    refusal = ratelimit.consume(key_id, len(x), limits, monitor=ticket)
+    if refusal is not None:
+        return refusal
+    seen, labels = _uncertain(len(x)), [0] * len(x)
+    return monitor.observe(1, key_id, x, seen, labels, config=config, ticket=ticket, timestamp=timestamp)
+
+
+def _caught_up(local, key_id):
+    """The key's state in process ``local`` after an exchange that logs its parked answers and reads the rest."""
+    config = monitor.detector_config()
+    return local.sync(monitor._state_key(1, key_id, config), str(key_id), config, [])
+
+
+def test_two_serving_processes_judge_each_answer_at_once_and_every_input_exactly_once(backend, clock):
+    config = monitor.detector_config()
+    first, second = monitor.LocalMonitor(), monitor.LocalMonitor()
+    x = _random(120)
+    states = []
+    for i in range(0, 120, 2):  # batches of two, alternating between the processes
+        states.append(_serve(first if (i // 2) % 2 == 0 else second, 5, x[i : i + 2], timestamp=float(i)))
+    # Each answer is judged in its request, with everything the other process has logged: all but its last
+    # answer, parked until its next exchange.
+    assert [s.queries for s in states] == [2, *range(2, 119, 2)]
+    assert states[-1].flagged and 50 <= states[-1].first_flagged_at <= 62  # entropy window of 50
+    # Once both have exchanged again, each has judged every input exactly once, and so has a fresh replay.
+    caught_up = [_caught_up(p, 5) for p in (first, second, first, monitor.LocalMonitor())]
+    assert [s.queries for s in caught_up] == [118, 120, 120, 120]
+    assert monitor.log_length(monitor._state_key(1, 5, config)) == 120
+
+
+def test_a_refused_request_still_logs_the_answer_parked_before_it(backend, clock):
+    limits = ratelimit.Limits(per_second=3, per_minute=100, per_day=100)
+    local = monitor.LocalMonitor()
+    assert _serve(local, 6, _random(2), limits=limits).queries == 2  # judged, parked
+    name = monitor._state_key(1, 6, monitor.detector_config())
+    assert monitor.log_length(name) == 0
+    refusal = _serve(local, 6, _random(2, seed=1), limits=limits)
+    assert isinstance(refusal, ratelimit.Refusal) and refusal.window == "second"
+    assert monitor.log_length(name) == 2 and ratelimit.used_today(6) == 2  # the refused batch: neither
+    assert _caught_up(monitor.LocalMonitor(), 6).queries == 2
+
+
+def test_a_process_that_stops_appends_its_parked_answers(backend, clock):
+    first = monitor.LocalMonitor()
+    assert _serve(first, 8, _random(3)).queries == 3  # judged, parked
+    name = monitor._state_key(1, 8, monitor.detector_config())
+    assert monitor.log_length(name) == 0
+    first.flush()  # what the atexit hook does for the process's own monitor
+    assert monitor.log_length(name) == 3
+    first.flush()  # nothing parked any more: nothing appended twice
+    assert monitor.log_length(name) == 3
+    assert _caught_up(monitor.LocalMonitor(), 8).queries == 3
+    assert _caught_up(first, 8).queries == 3  # and the process that parked them does not judge them again
+
+
+def test_a_forgotten_key_does_not_log_the_answers_parked_before(backend, deploy, issue, clock):
+    deployment = deploy()
+    key, _ = issue(deployment)
+    config = monitor.config_for(deployment)
+    limits = ratelimit.Limits(per_second=100, per_minute=100, per_day=100)
+    other = monitor.LocalMonitor()  # another process, whose answer stays parked through forget()
+
+    def serve(local):
+        ticket = monitor.begin(deployment.pk, key.pk, config=config, local=local)
+        assert ratelimit.consume(key.pk, 3, limits, monitor=ticket) is None
+        return monitor.observe(deployment.pk, key.pk, _random(3), _uncertain(3), [0] * 3, config=config, ticket=ticket)
+
+    serve(other)
+    assert serve(None).queries == 6 - 3  # this process has not seen the other's parked answer yet
+    monitor.forget(deployment, key.pk)
+    assert serve(other).queries == 3  # a new epoch: the other process restarted; its old answer was dropped
+    assert monitor.stored_state(deployment, key.pk, local=other).queries == 3  # and the new one logged
+    assert monitor.stored_state(deployment, key.pk, local=monitor.LocalMonitor()).queries == 3
+
+
+def test_answers_parked_across_a_new_epoch_are_judged_once(backend, clock, monkeypatch):
+    monkeypatch.setattr(monitor, "HISTORY_LIMIT", 20)
+    config = monitor.detector_config()
+    first, second = monitor.LocalMonitor(), monitor.LocalMonitor()
+    x = _random(100)
+    for i in range(0, 100, 5):
+        _serve(first if (i // 5) % 2 == 0 else second, 7, x[i : i + 5], timestamp=float(i))
+    states = [_caught_up(p, 7) for p in (first, second, first, monitor.LocalMonitor())][1:]
+    length = monitor.log_length(monitor._state_key(1, 7, config))
+    assert 0 < length <= 20 and [s.queries for s in states] == [length] * 3
+
+
+@pytest.mark.parametrize("backend", ["redis"], indirect=True)
+def test_requests_leave_no_redis_clients_or_connections_behind(backend, clock):
+    import gc
+
+    import redis
+
+    def clients() -> int:
+        gc.collect()
+        return sum(type(o) is redis.Redis for o in gc.get_objects())
+
+    raw = redis.Redis.from_url(REDIS_URL)
+    limits = ratelimit.Limits(per_second=10_000, per_minute=10_000, per_day=10_000)
+    ratelimit.consume(13, 1, limits)
+    monitor.observe(1, 13, _random(1), _uncertain(1), [0], config=monitor.detector_config())
+    objects, connections = clients(), len(raw.client_list())
+    for _ in range(50):
+        ratelimit.consume(13, 1, limits)
+        monitor.observe(1, 13, _random(1), _uncertain(1), [0], config=monitor.detector_config())
+    assert clients() == objects and len(raw.client_list()) == connections
+    assert ratelimit.used_today(13) == 51
+
+
+@pytest.mark.parametrize("backend", ["redis"], indirect=True)
+def test_a_script_the_server_forgot_or_a_dropped_connection_costs_no_request(backend, clock):
+    import redis
+
+    raw = redis.Redis.from_url(REDIS_URL)
+    limits = ratelimit.Limits(per_second=100, per_minute=100, per_day=100)
+    assert ratelimit.consume(14, 1, limits) is None
+    raw.script_flush()  # what a Redis restart does to the script cache
+    assert ratelimit.consume(14, 1, limits) is None
+    raw.client_kill_filter(_type="normal", skipme=True)  # every other connection: the held one too
+    assert ratelimit.consume(14, 1, limits) is None
+    state = monitor.observe(1, 14, _random(2), _uncertain(2), [0, 0], config=monitor.detector_config())
+    assert ratelimit.used_today(14) == 3 and state.queries == 2
+
+
+@pytest.mark.parametrize("backend", ["redis"], indirect=True)
+def test_a_forked_process_opens_its_own_connection(backend, clock, monkeypatch):
+    from django.core.cache import caches
+
+    from evaluations.serving import rediscache
+
+    limits = ratelimit.Limits(per_second=100, per_minute=100, per_day=100)
+    ratelimit.consume(15, 1, limits)
+    parent = rediscache._connections[caches["default"]._cache]
+    monkeypatch.setattr(rediscache.os, "getpid", lambda: parent.pid + 1)
+    ratelimit.consume(15, 1, limits)
+    child = rediscache._connections[caches["default"]._cache]
+    assert child is not parent and child.connection is not parent.connection
+    assert ratelimit.used_today(15) == 2
+
+
 # --- the monitor's log ------------------------------------------------------------------------------------
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections import deque
 
 import numpy as np
 import pytest
 import torch
+from scipy.stats import shapiro
 
 from evaluations.engine.common import InvalidConfigError
 from evaluations.engine.extraction import ExtractionConfig, JacobianAugmentation, LocalVictim, RandomQueries, extract
@@ -116,3 +118,99 @@ def test_invalid_detector_settings_are_named():
         DetectorConfig(prada_threshold=1.5)
     with pytest.raises(InvalidConfigError, match="min_votes=2"):
         DetectorConfig(min_votes=2, volume_max_queries=None, entropy_max_fraction=None, edit_max_change=None)
+
+
+class _PlainDetector:
+    """PRADA, the entropy and the edit monitors written plainly from the docstring, for one client of dense
+    inputs: public ``scipy.stats.shapiro``, ``np.linalg.norm``, every norm and statistic recomputed per query."""
+
+    def __init__(self, config: DetectorConfig) -> None:
+        self.config = config
+        self.groups: dict[int, dict] = {}
+        self.distances: list[float] = []
+        self.history: list[np.ndarray] = []
+        self.edits: deque[bool] = deque(maxlen=config.edit_window)
+        self.uncertain: deque[bool] = deque(maxlen=config.entropy_window)
+
+    def observe(self, x, p) -> dict:
+        config = self.config
+        x = np.asarray(x, dtype=np.float64).reshape(-1)
+        p = np.asarray(p, dtype=np.float64)
+        group = self.groups.setdefault(int(p.argmax()), {"points": [], "kept": [], "threshold": 0.0})
+        if group["points"]:
+            d = float(np.linalg.norm(np.asarray(group["points"]) - x, axis=1).min())
+            self.distances.append(d)
+            if d > group["threshold"]:
+                group["points"].append(x)
+                group["kept"].append(d)
+                group["threshold"] = max(group["threshold"], float(np.mean(group["kept"]) - np.std(group["kept"])))
+        else:
+            group["points"].append(x)
+        w = None
+        if len(self.distances) >= config.prada_min_distances:
+            w = 0.0 if np.ptp(self.distances) == 0 else float(shapiro(self.distances[-5000:]).statistic)
+        q = p / p.sum()
+        entropy = float(-sum(v * np.log(v) for v in q if v > 0) / np.log(len(q)))
+        self.uncertain.append(entropy > config.entropy_threshold)
+        query = x.astype(np.float32)
+        if self.history:
+            earlier = np.asarray(self.history)
+            distance = np.linalg.norm(earlier - query, axis=1)
+            change = distance / np.maximum((np.linalg.norm(earlier, axis=1) + np.linalg.norm(query)) / 2, 1e-12)
+            self.edits.append(bool(((change > 0) & (change <= config.edit_max_change)).any()))
+        self.history.append(query)
+        full = len(self.uncertain) == config.entropy_window, len(self.edits) == config.edit_window
+        uncertain = sum(self.uncertain) / len(self.uncertain) if full[0] else None
+        edits = sum(self.edits) / len(self.edits) if full[1] else None
+        return {
+            "prada_w": w,
+            "prada_flagged": w is not None and w < config.prada_threshold,
+            "uncertain_fraction": uncertain,
+            "entropy_flagged": uncertain is not None and uncertain > config.entropy_max_fraction,
+            "edit_fraction": edits,
+            "edits_flagged": edits is not None and edits > config.edit_max_fraction,
+        }
+
+
+def test_the_detector_decides_as_the_plain_monitors_on_attacker_and_benign_streams(victim_model, digits):
+    benign = _benign(victim_model, digits, 1, length=300)[0]
+    x, probs = np.asarray(benign.x), np.asarray(benign.probs)
+    streams = {
+        "random": _attack_stream(victim_model, digits, RandomQueries()),
+        "jacobian": _attack_stream(victim_model, digits, JacobianAugmentation(seed_size=50), pool=digits[0]),
+        "benign": benign,
+        "benign, repeated": QueryStream(np.concatenate([x[:150], x[:150]]), np.concatenate([probs[:150]] * 2)),
+    }
+    flags = {}
+    for name, stream in streams.items():
+        fast, plain = ExtractionDetector(), _PlainDetector(DetectorConfig())
+        for i in range(len(stream.x)):
+            state = fast.observe(name, stream.x[i], stream.probs[i], timestamp=float(i))
+            expected = plain.observe(stream.x[i], stream.probs[i])
+            for field_name, value in expected.items():
+                got = getattr(state, field_name)
+                assert got == (value if value is None else pytest.approx(value, rel=1e-9)), (name, i, field_name)
+        flags[name] = state.first_flagged_at
+    assert flags["random"] <= 200 and flags["jacobian"] <= 200 and flags["benign"] is None, flags
+
+
+def test_a_client_state_stored_before_the_history_kept_its_norms_is_judged_the_same(digits):
+    from evaluations.engine.extraction.detection import _GrowingSet
+
+    x = digits[2][:60].reshape(60, -1).numpy()
+    x = np.concatenate([x, np.clip(x + np.random.default_rng(0).normal(0, 0.05, x.shape), 0, 1)])  # edits
+    probs = np.full((120, 10), 0.02)
+    probs[np.arange(120), digits[3][:60].repeat(2).numpy()] = 0.82
+    reference, restored = ExtractionDetector(), ExtractionDetector()
+    for i in range(60):
+        reference.observe("c", x[i], probs[i], timestamp=float(i))
+        restored.observe("c", x[i], probs[i], timestamp=float(i))
+    client = restored.client_state("c")
+    legacy = _GrowingSet(client.history.data.shape[1], dtype=client.history.data.dtype)  # as pickled before
+    for row in client.history.data[: client.history.size]:
+        legacy.add(row)
+    client.history = legacy
+    for i in range(60, 120):
+        state = restored.observe("c", x[i], probs[i], timestamp=float(i))
+        assert state == reference.observe("c", x[i], probs[i], timestamp=float(i))
+    assert state.edit_fraction is not None and state.edit_fraction > 0
