@@ -23,6 +23,7 @@ so such a query cannot run with the wrong values.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -59,14 +60,26 @@ def _cursor(connection: Any) -> Any:
     """
     if connection.vendor != "postgresql" or not settings.DB_PREPARED_STATEMENTS:
         return connection.cursor()
-    from django.db.backends.postgresql.base import ServerBindingCursor
-
     connection.close_if_health_check_failed()
     connection.ensure_connection()
     if connection.connection.prepare_threshold is None:  # Django turns preparing off; only these cursors prepare
         connection.connection.prepare_threshold = PREPARE_AFTER
     with connection.wrap_database_errors:
-        return connection._prepare_cursor(ServerBindingCursor(connection.connection))
+        return connection._prepare_cursor(_preparing_cursor_class()(connection.connection))
+
+
+@functools.cache
+def _preparing_cursor_class() -> type:
+    """Django's server-binding cursor, keeping the statement for Django's query log when it runs prepared."""
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    class PreparingCursor(ServerBindingCursor):
+        def _send_query_prepared(self, name: bytes, query: Any, *, binary: bool | None = None) -> None:
+            # psycopg keeps the statement (which Django logs: debug SQL, assertNumQueries) for unprepared runs only
+            self._query = query
+            super()._send_query_prepared(name, query, binary=binary)
+
+    return PreparingCursor
 
 
 @dataclass(frozen=True)

@@ -136,3 +136,6 @@ def test_on_postgresql_hot_queries_are_prepared_unless_turned_off(settings, prep
         statements = [row[0] for row in cursor.fetchall()]
     sql = query._plans[("default",)].sql
     assert any(statement == sql.replace("%s", "$1") for statement in statements) is prepared
+    with CaptureQueriesContext(connection) as queries:  # a prepared run is logged with its SQL like any other
+        query.first(slug="prep")
+    assert [q["sql"] for q in queries.captured_queries] and all(q["sql"] for q in queries.captured_queries)
