@@ -13,9 +13,8 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from django.db import transaction
-from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, F, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
-from django.db.models.lookups import GreaterThanOrEqual
 
 from evaluations.models import EvaluationRun, ModelArtifact, RunKind, RunStatus, ScanStatus
 from garrison.accounts.roles import Capability
@@ -154,7 +153,7 @@ def _model_reasons(model: ModelArtifact, policy: Any) -> list[Reason]:
             Reason("model:scan", outcome, f"Model v{model.version} scan: {len(critical)} critical finding(s).")
         )
     if policy.block_unreliable:
-        # The latest successful robustness run, attached to the model by ``_model_with_latest_robustness``.
+        # The latest successful robustness run, annotated on the model by ``_gate_models``.
         run_id = model.robustness_run_id
         if run_id is None:
             reasons.append(
@@ -185,66 +184,6 @@ MODEL_FIELDS = tuple(
     f.attname
     for f in ModelArtifact._meta.concrete_fields
     if f.attname in {"id", "system_id", "version", "scan_status", "scan_message", "scan_report"}
-)
-
-
-# The gate is a hot path for CI: its reads are compiled once per process (garrison.core.compiled).
-_LATEST_ROBUSTNESS = CompiledQuery(
-    lambda system_id, version: (
-        EvaluationRun.objects.filter(
-            model_artifact__system_id=system_id,
-            model_artifact__version=version,
-            kind=RunKind.ROBUSTNESS,
-            status=RunStatus.SUCCEEDED,
-        )
-        .order_by("-finished_at", "-pk")
-        .values_list("pk", "reliable", "flags", *(f"model_artifact__{name}" for name in MODEL_FIELDS))[:1]
-    ),
-    system_id=int,
-    version=int,
-)
-_MODEL = CompiledQuery(
-    lambda system_id, version: ModelArtifact.objects.filter(system_id=system_id, version=version).only(*MODEL_FIELDS)[
-        :1
-    ],
-    system_id=int,
-    version=int,
-)
-
-
-def _model_with_latest_robustness(system: System, version: int) -> ModelArtifact | None:
-    """The model version, with its latest successful robustness run's id, reliability and flags attached.
-
-    One query reads the run with its model; a second reads the model alone when it has no
-    such run.
-    """
-    if not -(2**63) <= version < 2**63:
-        return None
-    for pk, reliable, flags, *model_values in _LATEST_ROBUSTNESS.all(system_id=system.pk, version=version):
-        model = ModelArtifact.from_db("default", MODEL_FIELDS, model_values)
-        model.robustness_run_id, model.robustness_reliable, model.robustness_flags = pk, reliable, flags
-        return model
-    model = _MODEL.first(system_id=system.pk, version=version)
-    if model is not None:
-        model.robustness_run_id = model.robustness_reliable = model.robustness_flags = None
-    return model
-
-
-_APPROVED_VERSIONS = CompiledQuery(
-    lambda system_id: (
-        ThreatModelVersion.objects.filter(threat_model__system_id=system_id, status=VersionStatus.APPROVED)
-        .order_by()
-        .values("pk")
-        .annotate(
-            critical=Count(
-                "threats",
-                filter=Q(threats__status=ThreatStatus.ACCEPTED)
-                & Q(GreaterThanOrEqual(F("threats__likelihood") * F("threats__impact"), CRITICAL_SCORE)),
-            )
-        )
-        .values_list("pk", "critical")
-    ),
-    system_id=int,
 )
 
 
@@ -318,51 +257,54 @@ _GATE_MODEL_BY_TEAM_AND_SLUG = CompiledQuery(
 )
 
 
+def parse_system_reference(reference: str) -> tuple[int | None, str, str]:
+    """``(id, "", "")`` for a system id (id -1 when it is out of any id's range), else ``(None, team, slug)``
+    for 'team/slug' or ``(None, "", slug)`` for a bare slug."""
+    if reference.isdigit():
+        return (int(reference) if int(reference) < 2**63 else -1), "", ""
+    team, _, slug = reference.rpartition("/")
+    return None, team, slug
+
+
 def gate_model(*, team_ids: list[int], reference: str, version: int) -> ModelArtifact | None:
     """The model version of the system named by ``reference`` (id, 'team/slug' or a unique slug) among
     ``team_ids``, with its system and what the gate reads (:func:`_gate_models`), in one query; None
     when there is no such system, no such version or the slug is ambiguous (the caller then tells
     which, by reading the system on its own)."""
-    if not team_ids or not 1 <= version < 2**31:
+    pk, team, slug = parse_system_reference(reference)
+    if not team_ids or not 1 <= version < 2**31 or pk == -1:
         return None
-    if reference.isdigit():
-        if int(reference) >= 2**63:
-            return None
-        matches = _GATE_MODEL_BY_SYSTEM_ID.all(team_ids=team_ids, version=version, pk=int(reference))
+    if pk is not None:
+        matches = _GATE_MODEL_BY_SYSTEM_ID.all(team_ids=team_ids, version=version, pk=pk)
+    elif team:
+        matches = _GATE_MODEL_BY_TEAM_AND_SLUG.all(team_ids=team_ids, version=version, team=team, slug=slug)
     else:
-        team, _, slug = reference.rpartition("/")
-        if team:
-            matches = _GATE_MODEL_BY_TEAM_AND_SLUG.all(team_ids=team_ids, version=version, team=team, slug=slug)
-        else:
-            matches = _GATE_MODEL_BY_SLUG.all(team_ids=team_ids, version=version, slug=slug)
+        matches = _GATE_MODEL_BY_SLUG.all(team_ids=team_ids, version=version, slug=slug)
     return matches[0] if len(matches) == 1 else None
 
 
-def _risk_reasons(system: System, counts: tuple[int, int] | None = None) -> list[Reason]:
+def _risk_reasons(system: System, approved_versions: int, critical_threats: int) -> list[Reason]:
     """Unaccepted critical residual risks in the approved threat model(s).
 
     Only accepted threats whose inherent risk is critical can have a critical residual risk
-    (controls only lower it). One query counts them per approved version (unless ``counts``, the
-    number of approved versions and of such threats, came with the model); only when there are
-    any are they loaded, with their controls, to work out their residual risk.
+    (controls only lower it). The gate's read counts the approved versions and those threats
+    (:func:`_gate_models`); only when there are any are they loaded, with their controls, to
+    work out their residual risk.
     """
-    if counts is not None:
-        if not counts[0]:
-            return [Reason("risk:threat_model", "fail", "The system has no approved threat model.")]
-        if not counts[1]:
-            return [Reason("risk:critical", "pass", "No unaccepted critical residual risk.")]
-    approved = _APPROVED_VERSIONS.all(system_id=system.pk)
-    if not approved:
+    if not approved_versions:
         return [Reason("risk:threat_model", "fail", "The system has no approved threat model.")]
-    with_critical = [pk for pk, count in approved if count]
+    if not critical_threats:
+        return [Reason("risk:critical", "pass", "No unaccepted critical residual risk.")]
     candidates = (
-        Threat.objects.filter(version__in=with_critical, status=ThreatStatus.ACCEPTED)
+        Threat.objects.filter(
+            version__threat_model__system=system,
+            version__status=VersionStatus.APPROVED,
+            status=ThreatStatus.ACCEPTED,
+        )
         .alias(score=F("likelihood") * F("impact"))
         .filter(score__gte=CRITICAL_SCORE)
         .order_by("version__threat_model_id", "-version__number", "stride", "title")
         .prefetch_related("controls")
-        if with_critical
-        else []
     )
     open_critical = [
         threat.title
@@ -391,19 +333,18 @@ def gate_decide(*, actor: Any, system: System, model_version: int, model: ModelA
     system's precomputed KPI statuses and a few rows (each read is a consistent snapshot
     either way under PostgreSQL's read-committed isolation); the decision and its audit
     event are written together in one transaction. ``model`` is the version as :func:`gate_model`
-    read it with the system (the API's one read); without it the model is read here.
+    read it with the system (the API's one read); without it that read is made here.
     """
     if actor is not None:
         require_capability(user=actor, team_id=system.team_id, capability=Capability.GATE)
     if model is None or model.system_id != system.pk or model.version != model_version:
-        model = _model_with_latest_robustness(system, model_version)
+        model = gate_model(team_ids=[system.team_id], reference=str(system.pk), version=model_version)
     if model is None:
         raise UnknownModelVersion(f"System '{system.slug}' has no model version {model_version}.")
     policy = gate_policy_for(system)
     reasons = [*_model_reasons(model, policy), *_kpi_reasons(system, policy)]
     if policy.block_unaccepted_critical_risk:
-        counts = getattr(model, "approved_versions", None), getattr(model, "critical_threats", None)
-        reasons.extend(_risk_reasons(system, None if None in counts else counts))
+        reasons.extend(_risk_reasons(system, model.approved_versions, model.critical_threats))
     outcomes = {r.outcome for r in reasons}
     decision = Decision.FAIL if "fail" in outcomes else Decision.WARN if "warn" in outcomes else Decision.PASS
     return _store(actor=actor, system=system, model=model, decision=decision, reasons=reasons)

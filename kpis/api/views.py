@@ -11,55 +11,36 @@ from rest_framework.views import APIView
 
 from garrison.accounts.roles import Capability
 from garrison.accounts.selectors import require_capability, team_get, team_ids_for
-from garrison.core.compiled import CompiledQuery
 from kpis import selectors, services
 from kpis.api import serializers as s
-from kpis.gate import EXIT_CODES, UnknownModelVersion, gate_decide, gate_model, to_junit, to_sarif
+from kpis.gate import (
+    EXIT_CODES,
+    UnknownModelVersion,
+    gate_decide,
+    gate_model,
+    parse_system_reference,
+    to_junit,
+    to_sarif,
+)
 from threatmodel.models import System
 from threatmodel.selectors import system_get_by_id
 
 
-def _visible_systems(team_ids: list[int]):  # noqa: ANN202 - a queryset
-    # The gate policy and the KPI status row come with the system (the gate reads both), and only what it reads.
-    return (
-        System.objects.filter(team_id__in=team_ids)
-        .select_related("gate_policy", "kpi_status")
-        .only("id", "name", "slug", "team_id", "gate_policy", "kpi_status")
-    )
-
-
-# The gate is a hot path for CI: its reads are compiled once per process (garrison.core.compiled).
-_SYSTEM_BY_ID = CompiledQuery(
-    lambda team_ids, pk: _visible_systems(team_ids).filter(pk=pk)[:1], team_ids=list[int], pk=int
-)
-_SYSTEM_BY_SLUG = CompiledQuery(
-    lambda team_ids, slug: _visible_systems(team_ids).filter(slug=slug)[:2], team_ids=list[int], slug=str
-)
-_SYSTEM_BY_TEAM_AND_SLUG = CompiledQuery(
-    lambda team_ids, team, slug: _visible_systems(team_ids).filter(slug=slug, team__slug=team)[:2],
-    team_ids=list[int],
-    team=str,
-    slug=str,
-)
-
-
 def resolve_system(user, reference: str) -> System:  # noqa: ANN001
-    """A system by id or 'team/slug', among the principal's teams; 404 otherwise."""
-    team_ids = team_ids_for(user)
-    if not team_ids:
-        system = None
-    elif reference.isdigit():
-        system = _SYSTEM_BY_ID.first(team_ids=team_ids, pk=int(reference)) if int(reference) < 2**63 else None
+    """A system by id or 'team/slug', among the principal's teams; 404 otherwise.
+
+    (The gate reads its system with the model in one query, :func:`kpis.gate.gate_model`; this is
+    its fallback that tells an unknown system from an unknown model version.)
+    """
+    pk, team, slug = parse_system_reference(reference)
+    visible = System.objects.filter(team_id__in=team_ids_for(user))
+    if pk is not None:
+        matches = list(visible.filter(pk=pk)[:1]) if pk >= 0 else []
     else:
-        team, _, slug = reference.rpartition("/")
-        if team:
-            matches = _SYSTEM_BY_TEAM_AND_SLUG.all(team_ids=team_ids, team=team, slug=slug)
-        else:
-            matches = _SYSTEM_BY_SLUG.all(team_ids=team_ids, slug=slug)
-        system = matches[0] if len(matches) == 1 else None
-    if system is None:
+        matches = list(visible.filter(slug=slug, **({"team__slug": team} if team else {}))[:2])
+    if len(matches) != 1:
         raise Http404("No such system: give its id or 'team/system' slugs.")
-    return system
+    return matches[0]
 
 
 class GateView(APIView):
