@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
@@ -138,6 +139,7 @@ class TorchClassifier(Classifier):
         self.input_dtype = input_dtype
         self.differentiable = input_dtype.is_floating_point
         self._channels_last: bool | None = None  # decided by a probe on the first loss_gradient call
+        self._fold_convs: tuple[nn.Conv2d, ...] | None = None  # ditto: single-channel convs given the col2im path
 
     def logits(self, x: Tensor) -> Tensor:
         """Scores ``(N, num_classes)``; keeps the autograd graph when ``x`` requires grad."""
@@ -170,11 +172,17 @@ class TorchClassifier(Classifier):
         one-time probe (:meth:`uses_channels_last`) checks that the two layouts agree; otherwise, and for every
         other model, the batch is used as given. Only the batch is laid out anew: the module is never copied or
         changed.
+
+        On the CPU, the input gradient of a single-channel ``nn.Conv2d`` (the first layer of a grey-scale image
+        model) is computed as ``col2im(W^T @ grad)`` rather than by oneDNN's backward-data kernel, which cannot
+        vectorise over one output channel: 2-8x faster for batches of 32 and more (see
+        :meth:`folded_convolutions`). The same one-time probe checks that it gives the same gradients.
         """
         if not self.differentiable:
             raise EngineInputError("This model takes integer inputs and has no input gradient.")
         self.check_input(x)
-        return self._loss_gradient(x, y, channels_last=self.uses_channels_last())
+        channels_last = self.uses_channels_last()
+        return self._loss_gradient(x, y, channels_last=channels_last, fold=self.folded_convolutions())
 
     def uses_channels_last(self) -> bool:
         """Whether :meth:`loss_gradient` lays batches out ``channels_last``; probed once, while in eval mode.
@@ -190,27 +198,59 @@ class TorchClassifier(Classifier):
             self._channels_last = self._probe_channels_last()
         return self._channels_last
 
+    def folded_convolutions(self) -> tuple[nn.Conv2d, ...]:
+        """The single-channel convolutions whose input gradient :meth:`loss_gradient` computes by col2im.
+
+        Candidates are plain ``nn.Conv2d`` layers (not subclasses, not TorchScript) of CPU models with one input
+        channel, one group and zero padding given as numbers. The path is kept only when the one-time probe finds
+        the same logits and input gradients as autograd's own; the module is never changed (the layers get a
+        forward hook for the duration of each call, on the calling thread only).
+        """
+        if self._fold_convs is None:
+            if self.module.training:
+                return ()
+            self._fold_convs = self._probe_fold()
+        return self._fold_convs
+
+    def _random_probe_batch(self) -> tuple[Tensor, Tensor]:
+        """Two seeded random inputs within the bounds and labels 0 and 1, for the layout and col2im probes."""
+        lo, hi = self._bounds
+        generator = torch.Generator(device=self.device).manual_seed(0)
+        x = torch.rand((2, *self._input_shape), generator=generator, device=self.device, dtype=self.input_dtype)
+        return x.mul_(hi - lo).add_(lo), torch.arange(2, device=self.device)
+
+    def _probe_agrees(self, **fast: Any) -> bool:
+        """Whether :meth:`_loss_gradient` with ``fast`` settings matches the plain path on the probe batch."""
+        x, y = self._random_probe_batch()
+        with torch.random.fork_rng(devices=[]):
+            try:
+                plain = self._loss_gradient(x, y, channels_last=False)
+                tried = self._loss_gradient(x, y, **fast)
+            except Exception:  # e.g. .view() of a channels_last activation: keep the plain path, whose own
+                return False  # errors, if any, then surface in the attack itself
+        return all(_agrees(a, b) for a, b in zip(plain, tried, strict=True))
+
     def _probe_channels_last(self) -> bool:
         """Compare both layouts on two random inputs (see :meth:`uses_channels_last`)."""
         if self.device.type != "cpu" or len(self._input_shape) != 3 or not self.differentiable:
             return False
         if not any(_is_conv2d(m) for m in self.module.modules()):
             return False
-        lo, hi = self._bounds
-        generator = torch.Generator(device=self.device).manual_seed(0)
-        x = torch.rand((2, *self._input_shape), generator=generator, device=self.device, dtype=self.input_dtype)
-        x = x.mul_(hi - lo).add_(lo)
-        y = torch.arange(2, device=self.device)
-        with torch.random.fork_rng(devices=[]):
-            try:
-                plain = self._loss_gradient(x, y, channels_last=False)
-                fast = self._loss_gradient(x, y, channels_last=True)
-            except Exception:  # e.g. .view() of a channels_last activation: keep the plain path, whose own
-                return False  # errors, if any, then surface in the attack itself
-        return all(_agrees(a, b) for a, b in zip(plain, fast, strict=True))
+        return self._probe_agrees(channels_last=True)
 
-    def _loss_gradient(self, x: Tensor, y: Tensor, *, channels_last: bool) -> tuple[Tensor, Tensor, Tensor]:
-        """:meth:`loss_gradient` in the given layout, without checks."""
+    def _probe_fold(self) -> tuple[nn.Conv2d, ...]:
+        """The candidate layers of :meth:`folded_convolutions`, if the probe agrees with autograd."""
+        if self.device.type != "cpu" or not self.differentiable:
+            return ()
+        convs = tuple(m for m in self.module.modules() if _foldable(m))
+        if not convs or not self._probe_agrees(channels_last=self.uses_channels_last(), fold=convs):
+            return ()
+        return convs
+
+    def _loss_gradient(
+        self, x: Tensor, y: Tensor, *, channels_last: bool, fold: tuple[nn.Conv2d, ...] = ()
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """:meth:`loss_gradient` in the given layout, with the given col2im layers, without checks."""
         if channels_last:
             # empty_like + copy_ sets channels_last strides even where C == 1 (there .contiguous() is a no-op),
             # and it is those strides that make the convolutions, and so everything after them, channels_last.
@@ -218,10 +258,15 @@ class TorchClassifier(Classifier):
         else:
             x = x.detach()
         x.requires_grad_(True)
-        logits = self.module(x)
-        loss = F.cross_entropy(logits, y, reduction="none")
-        # Seeding the backward with ones gives the gradient of loss.sum() without the sum's own graph node.
-        (grad,) = torch.autograd.grad(loss, x, torch.ones_like(loss))
+        handles = _fold_hooks(fold)
+        try:
+            logits = self.module(x)
+            loss = F.cross_entropy(logits, y, reduction="none")
+            # Seeding the backward with ones gives the gradient of loss.sum() without the sum's own graph node.
+            (grad,) = torch.autograd.grad(loss, x, torch.ones_like(loss))
+        finally:
+            for handle in handles:
+                handle.remove()
         # contiguous(): back to the plain layout (a no-op for C == 1), and a materialised copy of a broadcast
         # gradient (a model that ignores its input).
         return loss.detach(), grad.contiguous(), logits.detach()
@@ -238,6 +283,58 @@ class TorchClassifier(Classifier):
         finally:
             for p, flag in zip(params, flags, strict=True):
                 p.requires_grad_(flag)
+
+
+def _foldable(module: nn.Module) -> bool:
+    """A plain single-channel ``nn.Conv2d`` whose input gradient col2im can give (see ``_FoldedInputGradient``)."""
+    return (
+        type(module) is nn.Conv2d
+        and module.in_channels == 1
+        and module.groups == 1
+        and module.padding_mode == "zeros"
+        and not isinstance(module.padding, str)
+    )
+
+
+class _FoldedInputGradient(torch.autograd.Function):
+    """Passes a convolution's output through; its backward is the input gradient as ``col2im(W^T @ grad)``.
+
+    For ``out = conv2d(inp, W)`` with one input channel, the gradient w.r.t. ``inp`` scatters ``W^T @ grad``
+    (one column of ``kh * kw`` values per output position) back onto the input grid: exactly what ``F.fold`` does with
+    the convolution's kernel size, dilation, padding and stride. No parameter gradients flow: it is only used
+    inside :meth:`TorchClassifier.loss_gradient`, which asks for the input gradient alone.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, inp: Tensor, out: Tensor, weight: Tensor, conv: nn.Conv2d) -> Tensor:  # noqa: D102
+        ctx.save_for_backward(weight)
+        ctx.geometry = (tuple(inp.shape[-2:]), conv.kernel_size, conv.dilation, conv.padding, conv.stride)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None, None]:  # noqa: D102
+        (weight,) = ctx.saved_tensors
+        size, kernel, dilation, padding, stride = ctx.geometry
+        n, out_channels = grad.shape[:2]
+        columns = weight.reshape(out_channels, -1).t() @ grad.reshape(n, out_channels, -1)  # (N, kh * kw, L)
+        # One input channel: fold the batch as channels of a single image, which col2im runs in one pass rather
+        # than sample by sample (1.5x faster at batch 128).
+        folded = F.fold(columns.reshape(1, -1, columns.shape[-1]), size, kernel, dilation, padding, stride)
+        return folded.view(n, 1, *size), None, None, None
+
+
+def _fold_hooks(convs: tuple[nn.Conv2d, ...]) -> list[Any]:
+    """Forward hooks routing each layer's input gradient through ``_FoldedInputGradient``, on this thread only."""
+    if not convs:
+        return []
+    thread = threading.get_ident()
+
+    def hook(conv: nn.Conv2d, args: tuple[Any, ...], out: Tensor) -> Tensor | None:
+        if threading.get_ident() != thread or not args[0].requires_grad:
+            return None
+        return _FoldedInputGradient.apply(args[0], out.detach(), conv.weight.detach(), conv)
+
+    return [conv.register_forward_hook(hook) for conv in convs]
 
 
 def _is_conv2d(module: nn.Module) -> bool:

@@ -25,6 +25,7 @@ def _plain(classifier: TorchClassifier) -> TorchClassifier:
         num_classes=classifier.num_classes,
     )
     plain._channels_last = False
+    plain._fold_convs = ()
     return plain
 
 
