@@ -480,6 +480,74 @@ def rate_limited_attacker(base: str, fixture: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _proc_cpu(pid: int, *, children: bool = False) -> float:
+    """CPU seconds (user + system) of one process, plus its reaped children's with ``children``; 0 if gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
+    if children:
+        ticks += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return ticks / _TICK
+
+
+def _pids(name: str) -> list[int]:
+    """Processes whose command name is ``name``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == name:
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def cpu_snapshot(server_pid: int) -> dict[str, float]:
+    """CPU seconds so far of the gunicorn workers, Redis, PostgreSQL (with its exited backends) and our children
+    (wrk), to charge each load run's CPU to the processes that spent it."""
+    import resource
+
+    workers = [int(p) for p in _children(server_pid)]
+    postmasters = [p for p in _pids("postgres") if _parent(p) not in _pids("postgres")]
+    backends = [p for p in _pids("postgres") if p not in postmasters]
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {
+        "gunicorn workers": sum(_proc_cpu(p) for p in workers),
+        "redis": sum(_proc_cpu(p) for p in _pids("redis-server")),
+        "postgres": sum(_proc_cpu(p, children=True) for p in postmasters) + sum(_proc_cpu(p) for p in backends),
+        "wrk": usage.ru_utime + usage.ru_stime,
+    }
+
+
+def _children(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+
+
+def _parent(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return 0
+
+
+def measured_run(server_pid: int, url: str, script: Path, *, seconds: int, connections: int) -> dict[str, Any]:
+    """One wrk run with the CPU milliseconds per request each process group spent on it."""
+    before = cpu_snapshot(server_pid)
+    result = run_wrk(url, script, seconds=seconds, connections=connections)
+    after = cpu_snapshot(server_pid)
+    result["cpu_ms_per_request"] = {k: 1000 * (after[k] - before[k]) / result["requests"] for k in before}
+    return result
+
+
 def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return {k: median([r[k] for r in runs]) for k in ("p50", "p95", "p99", "rps", "requests", "non2xx", "errors")}
 
@@ -559,7 +627,9 @@ def main(argv: list[str] | None = None) -> int:
             for name in names:
                 print(f"run {repeat + 1}/{REPEATS}: {name}, {CONNECTIONS} connections, {seconds} s", file=sys.stderr)
                 lua = script(name, f"r{repeat}")
-                results[name].append(run_wrk(base + "/", lua, seconds=seconds, connections=CONNECTIONS))
+                results[name].append(
+                    measured_run(server.pid, base + "/", lua, seconds=seconds, connections=CONNECTIONS)
+                )
                 drain(port)
         for name in names:
             lua = script(name, "single")
@@ -670,6 +740,35 @@ def report(
         ["Deployment", "Conns", "p50 ms", "p95 ms", "p99 ms", "Requests/s", "Non-2xx", "Socket errors", "Load after"],
         rows,
     )
+    groups = list(results["unguarded"][0]["cpu_ms_per_request"])
+    per_request = {
+        name: {g: median([r["cpu_ms_per_request"][g] for r in results[name]]) for g in groups}
+        for name in ("unguarded", "guarded")
+    }
+    cpu = table(
+        [
+            f"CPU ms per request at {CONNECTIONS} connections (median of {REPEATS} runs)",
+            "Unguarded",
+            "Guarded",
+            "Added",
+        ],
+        [
+            *(
+                (
+                    g,
+                    f"{per_request['unguarded'][g]:.2f}",
+                    f"{per_request['guarded'][g]:.2f}",
+                    f"{per_request['guarded'][g] - per_request['unguarded'][g]:+.2f}",
+                )
+                for g in groups
+            ),
+            (
+                "**All**",
+                *(f"**{sum(per_request[n].values()):.2f}**" for n in ("unguarded", "guarded")),
+                f"**{sum(per_request['guarded'].values()) - sum(per_request['unguarded'].values()):+.2f}**",
+            ),
+        ],
+    )
     stage_names = sorted(
         {s for p in profile.values() for s in p["stages"]}, key=list(profile["guarded"]["stages"]).index
     )
@@ -756,6 +855,7 @@ def report(
         f"wrk, gunicorn, PostgreSQL and Redis share the {os.cpu_count()} cores. Monitor alerts raised on the "
         f"wrk keys of the guarded deployment during the load runs: {load_alerts}.",
         latency,
+        cpu,
         breakdown,
         f"One Redis round trip from Django (a cache read of a missing key) took {profile_extra['redis_ms']:.2f} ms "
         "(median of 200) during this run. The monitor shares the rate limiter's round trip: one Lua script appends "

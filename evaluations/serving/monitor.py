@@ -39,6 +39,7 @@ from __future__ import annotations
 import atexit
 import itertools
 import logging
+import math
 import secrets
 import struct
 import threading
@@ -63,10 +64,14 @@ MAX_LOCAL_KEYS = 256
 _CONFIGS: dict[str, Any] = {}
 
 # A record: timestamp (float64), label (int64), number of probabilities, number of input values, input kind
-# (b"f": float32 values, b"i": int32 values of an integral input); then the probabilities (float32), then the
-# input. Inputs are decoded to float64, as the endpoint parses them, so the detector judges them as before.
-_HEADER = struct.Struct("<dqIIc")
+# (b"f": float32 values, b"i": int32 values of an integral input), whether the answering process judged it and,
+# if so, what it measured (the detector's QueryMeasurement: PRADA distance, NaN for None; edit and uncertain,
+# -1 for None); then the probabilities (float32), then the input. Inputs are decoded to float64, as the endpoint
+# parses them, so the detector judges them as before.
+_HEADER = struct.Struct("<dqIIc?dbb")
 _INT32 = np.iinfo(np.int32)
+#: Part of every log's name: records of another layout (an earlier release) live under other names and expire.
+_LOG_VERSION = "2"
 
 
 def detector_config(*, prada_threshold: float = 0.92, entropy_max_fraction: float = 0.3) -> Any:
@@ -82,14 +87,14 @@ def detector_config(*, prada_threshold: float = 0.92, entropy_max_fraction: floa
 def _state_key(deployment_id: int, key_id: int, config: Any = None) -> str:
     # New thresholds start the key's stream afresh (a flag is sticky within one detector config).
     suffix = "" if config is None else f":{config.prada_threshold}:{config.entropy_max_fraction}"
-    return f"serve:monitor:{deployment_id}:{key_id}{suffix}"
+    return f"serve:monitor{_LOG_VERSION}:{deployment_id}:{key_id}{suffix}"
 
 
 # --- records ------------------------------------------------------------------------------------------
 
 
 def encode_records(x: Any, seen: Any, labels: Any, timestamp: float) -> list[bytes]:
-    """One compact record per input of the batch."""
+    """One compact record per input of the batch (not yet judged: see :func:`with_measurement`)."""
     batch = np.asarray(x).reshape(len(x), -1)
     probabilities = None if seen is None else np.asarray(seen, dtype=np.float32).reshape(len(x), -1)
     records = []
@@ -102,14 +107,36 @@ def encode_records(x: Any, seen: Any, labels: Any, timestamp: float) -> list[byt
         values = row.astype(np.int32) if integral else row.astype(np.float32)
         probs = b"" if probabilities is None else probabilities[i].tobytes()
         n_probs = 0 if probabilities is None else probabilities.shape[1]
-        header = _HEADER.pack(float(timestamp), int(labels[i]), n_probs, values.size, b"i" if integral else b"f")
+        kind = b"i" if integral else b"f"
+        header = _HEADER.pack(float(timestamp), int(labels[i]), n_probs, values.size, kind, False, math.nan, -1, -1)
         records.append(header + probs + values.tobytes())
     return records
 
 
-def decode_record(record: bytes) -> tuple[np.ndarray, np.ndarray | None, int, float]:
-    """``(x, probabilities or None, label, timestamp)`` of one record."""
-    timestamp, label, n_probs, n_values, kind = _HEADER.unpack_from(record)
+def with_measurement(record: bytes, measured: Any) -> bytes:
+    """The record, marked as judged with the detector's :class:`QueryMeasurement` ``measured``."""
+    timestamp, label, n_probs, n_values, kind, _, _, _, _ = _HEADER.unpack_from(record)
+    header = _HEADER.pack(
+        timestamp,
+        label,
+        n_probs,
+        n_values,
+        kind,
+        True,
+        math.nan if measured.distance is None else measured.distance,
+        _flag(measured.edit),
+        _flag(measured.uncertain),
+    )
+    return header + record[_HEADER.size :]
+
+
+def _flag(value: bool | None) -> int:
+    return -1 if value is None else int(value)
+
+
+def decode_record(record: bytes) -> tuple[np.ndarray, np.ndarray | None, int, float, Any]:
+    """``(x, probabilities or None, label, timestamp, QueryMeasurement or None)`` of one record."""
+    timestamp, label, n_probs, n_values, kind, judged, distance, edit, uncertain = _HEADER.unpack_from(record)
     offset = _HEADER.size
     probs = None
     if n_probs:
@@ -117,7 +144,16 @@ def decode_record(record: bytes) -> tuple[np.ndarray, np.ndarray | None, int, fl
         offset += 4 * n_probs
     dtype = np.int32 if kind == b"i" else np.float32
     x = np.frombuffer(record, dtype=dtype, count=n_values, offset=offset).astype(np.float64)
-    return x, probs, int(label), float(timestamp)
+    measured = None
+    if judged:
+        from evaluations.engine.extraction.detection import QueryMeasurement
+
+        measured = QueryMeasurement(
+            distance=None if math.isnan(distance) else distance,
+            edit=None if edit < 0 else bool(edit),
+            uncertain=None if uncertain < 0 else bool(uncertain),
+        )
+    return x, probs, int(label), float(timestamp), measured
 
 
 # --- the shared log: Redis (one Lua script) or any other Django cache (one process) ----------------------
@@ -342,13 +378,19 @@ class _Local:
         self.generation = next(_generations)
         self.own.clear()
 
-    def judge(self, record: bytes) -> None:
+    def judge(self, record: bytes) -> bytes:
+        """Take in one record: replayed from its measurement when another process judged it, else judged here.
+        Returns the record marked with the measurement."""
         if self.detector is None:
             from evaluations.engine.extraction.detection import ExtractionDetector
 
             self.detector = ExtractionDetector(self.config)
-        x, probs, label, timestamp = decode_record(record)
-        self.state = self.detector.observe(self.client_id, x, probs, label=label, timestamp=timestamp)
+        x, probs, label, timestamp, measured = decode_record(record)
+        if measured is not None:
+            self.state = self.detector.replay(self.client_id, x, probs, measured, label=label, timestamp=timestamp)
+            return record
+        self.state, measured = self.detector.judge(self.client_id, x, probs, label=label, timestamp=timestamp)
+        return with_measurement(record, measured)
 
     def read(self, epoch: str, start: int, records: list[bytes]) -> None:
         """Judge the records read from ``start`` of the log of ``epoch``, in order, but for this process's own."""
@@ -445,8 +487,7 @@ class LocalMonitor:
         """Judge the request's answered records now and park them for this process's next exchange."""
         with self._lock:
             entry = ticket.entry
-            for record in records:
-                entry.judge(record)
+            records = [entry.judge(record) for record in records]
             self._parked.append(_Parked(ticket.name, entry.epoch, entry.generation, records))
             return entry.state
 

@@ -21,6 +21,7 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from evaluations.serving.models import ConsumerKey, Deployment, QueryLog
+from garrison.core.compiled import CompiledInsert
 
 SCORE_EVERY = 20
 EXPORT_FIELDS = [
@@ -42,6 +43,8 @@ EXPORT_FIELDS = [
 ]
 
 _random = random.Random()  # noqa: S311 - sampling, not security
+#: Sampled requests and score snapshots insert a row each: compiled once per process (garrison.core.compiled).
+_INSERT = CompiledInsert(QueryLog)
 
 
 def input_hashes(x: np.ndarray) -> list[str]:
@@ -73,20 +76,22 @@ def maybe_log(
     sampled = deployment.log_sample_rate > 0 and _random.random() < deployment.log_sample_rate
     if not (sampled or snapshot_due or just_flagged):
         return None
-    return QueryLog.objects.create(
-        deployment=deployment,
-        key=key,
-        batch_size=n,
-        input_sha256=input_hashes(x),
-        inputs=x.tolist() if deployment.log_full_inputs else None,
-        labels=[int(label) for label in labels],
-        policy=policy,
-        latency_ms=latency_ms,
-        key_queries=queries,
-        prada_w=None if state is None else state.prada_w,
-        uncertain_fraction=None if state is None else state.uncertain_fraction,
-        volume_in_window=None if state is None else state.volume_in_window,
-        flagged=bool(state is not None and state.flagged),
+    return _INSERT.save(
+        QueryLog(
+            deployment=deployment,
+            key=key,
+            batch_size=n,
+            input_sha256=input_hashes(x),
+            inputs=x.tolist() if deployment.log_full_inputs else None,
+            labels=[int(label) for label in labels],
+            policy=policy,
+            latency_ms=latency_ms,
+            key_queries=queries,
+            prada_w=None if state is None else state.prada_w,
+            uncertain_fraction=None if state is None else state.uncertain_fraction,
+            volume_in_window=None if state is None else state.volume_in_window,
+            flagged=bool(state is not None and state.flagged),
+        )
     )
 
 

@@ -72,6 +72,7 @@ __all__ = [
     "DetectorConfig",
     "ExtractionDetector",
     "MonitoredVictim",
+    "QueryMeasurement",
     "QueryStream",
     "evaluate_detector",
 ]
@@ -83,6 +84,10 @@ _SHAPIRO_MAX = 5000
 #: 300 distances) and returns the same ``W``.
 _shapiro = inspect.unwrap(shapiro)
 _MONITORS = ("prada", "volume", "entropy", "edits")
+#: The edit monitor's screen (``_History.is_edit``) computes ``|e - q|^2`` as ``|e|^2 + |q|^2 - 2 e.q`` in float32,
+#: off by at most about ``dim * eps * (|e| + |q|)^2``; it keeps rows up to ``256 * dim * eps`` (as a fraction of
+#: ``((|e| + |q|) / 2)^2``, i.e. 64 times that bound) beyond the threshold, so no row within it is lost.
+_SCREEN_SLACK = 256 * float(np.finfo(np.float32).eps)
 _PAD_ID = 0  # the token-id padding convention of evaluations.engine.datasets.text
 
 
@@ -224,6 +229,29 @@ class DetectionState:
         return data
 
 
+@dataclass(frozen=True)
+class QueryMeasurement:
+    """What judging one query measured, so that another detector can take the query in without measuring again.
+
+    Several web processes each keep a detector for the same client and each must take in every query of the
+    client's stream; the process that answered a query judges it (:meth:`ExtractionDetector.judge`) and logs
+    these values with it, and the others replay it (:meth:`ExtractionDetector.replay`) from them: O(1) instead
+    of distances to the whole history, and the same values in every process.
+
+    Attributes:
+        distance: PRADA's minimum distance to the growing set of the query's class (None: the class's first
+            query, or PRADA off).
+        edit: whether the query was a small edit of an earlier one (None: no earlier query, or the edit
+            monitor off).
+        uncertain: whether the answer's normalised entropy was over the threshold (None: no probabilities, or
+            the entropy monitor off).
+    """
+
+    distance: float | None
+    edit: bool | None
+    uncertain: bool | None
+
+
 class _GrowingSet:
     """Vectors kept in a preallocated array that doubles when full (amortised O(1) appends)."""
 
@@ -269,6 +297,32 @@ class _History(_GrowingSet):
     def scale(rows: np.ndarray, *, tokens: bool) -> np.ndarray:
         """The scales of float32 ``rows`` ``(N, D)``."""
         return rows.sum(axis=1) if tokens else np.sqrt(np.einsum("ij,ij->i", rows, rows))
+
+    def is_edit(self, stored: np.ndarray, max_change: float) -> bool:
+        """Whether ``stored`` (a row as the history keeps it) is a small edit of an earlier row: its relative change
+        to some earlier row is in ``(0, max_change]`` (exact repeats are not edits).
+
+        Float rows are screened by one matrix-vector product (``|e - q|^2 = |e|^2 + |q|^2 - 2 e.q``, from the kept
+        norms), loose enough to keep every row whose true change is within ``max_change`` despite float32
+        rounding; the exact distances are then computed for the rows kept only. The answer is the exact test's.
+        """
+        earlier = self.data[: self.size]
+        scales = self.scales[: self.size]
+        if self.tokens:  # fraction of words changed: L1 of the word counts over their total
+            query = stored.astype(np.float32)
+            change = np.abs(earlier.astype(np.float32) - query).sum(axis=1) / np.maximum(scales + query.sum(), 1.0)
+        else:  # L2 distance over the mean L2 norm
+            norm = np.sqrt(stored.dot(stored))  # what np.linalg.norm computes for a vector, without its checks
+            half = np.maximum((scales + norm) / 2, 1e-12)
+            squared = scales * scales + norm * norm - 2 * (earlier @ stored)
+            slack = _SCREEN_SLACK * stored.shape[0]
+            kept = np.flatnonzero(squared <= (max_change * max_change + slack) * (half * half))
+            if not kept.size:
+                return False
+            diff = earlier[kept] - stored
+            change = np.sqrt(np.einsum("ij,ij->i", diff, diff)) / half[kept]
+        changed = change[change > 0]
+        return bool(changed.size) and float(changed.min()) <= max_change
 
     def add(self, x: np.ndarray) -> None:
         if self.size == self.scales.shape[0]:
@@ -340,6 +394,51 @@ class ExtractionDetector:
             label: the victim's label, needed when ``probs`` is None (else their argmax is used).
             timestamp: when the query arrived, in seconds (``time.time()`` when None).
         """
+        return self.judge(client_id, x, probs, label=label, timestamp=timestamp)[0]
+
+    def judge(
+        self,
+        client_id: str,
+        x: Tensor | np.ndarray,
+        probs: Tensor | np.ndarray | None = None,
+        *,
+        label: int | None = None,
+        timestamp: float | None = None,
+    ) -> tuple[DetectionState, QueryMeasurement]:
+        """:meth:`observe`, also returning what was measured (for other detectors to :meth:`replay`)."""
+        return self._take(client_id, x, probs, label, timestamp, None)
+
+    def replay(
+        self,
+        client_id: str,
+        x: Tensor | np.ndarray,
+        probs: Tensor | np.ndarray | None,
+        measured: QueryMeasurement,
+        *,
+        label: int | None = None,
+        timestamp: float | None = None,
+    ) -> DetectionState:
+        """Take in a query another detector judged, from its :class:`QueryMeasurement`, without measuring again.
+
+        The client's state moves as the judging detector's did with those measurements: the same distance joins
+        PRADA's distance set (and the query joins its class's growing set over the same threshold rule), the same
+        edit and uncertainty votes join their windows. Where this detector's view differed (another process's
+        query it had not seen yet when it judged its own), the measurement still wins: a query that was the first
+        of its class there joins the growing set here without a distance. The volume, entropy and edit monitors
+        vote as usual; PRADA's Shapiro-Wilk test, the one costly vote, is left to the queries this detector
+        judges itself (the judging detector ran it on this one).
+        """
+        return self._take(client_id, x, probs, label, timestamp, measured)[0]
+
+    def _take(
+        self,
+        client_id: str,
+        x: Tensor | np.ndarray,
+        probs: Tensor | np.ndarray | None,
+        label: int | None,
+        timestamp: float | None,
+        measured: QueryMeasurement | None,
+    ) -> tuple[DetectionState, QueryMeasurement]:
         config = self.config
         client = self._clients.get(str(client_id))
         if client is None:
@@ -360,21 +459,21 @@ class ExtractionDetector:
         predicted = int(p.argmax()) if p is not None else int(label)  # type: ignore[arg-type]
         client.queries += 1
 
-        prada_w, prada_flag = self._prada(client, vector, predicted, tokens=tokens)
+        prada_w, prada_flag, distance = self._prada(client, vector, predicted, tokens=tokens, measured=measured)
         now = time.time() if timestamp is None else float(timestamp)
         client.times.append(now)
         while client.times and client.times[0] <= now - config.volume_window:
             client.times.popleft()
         volume_flag = config.volume_max_queries is not None and len(client.times) > config.volume_max_queries
-        fraction, entropy_flag = self._entropy(client, p)
-        edit_fraction, edit_flag = self._edits(client, raw, tokens=tokens)
+        fraction, entropy_flag, uncertain = self._entropy(client, p, measured=measured)
+        edit_fraction, edit_flag, edit = self._edits(client, raw, tokens=tokens, measured=measured)
 
         flags = (("prada", prada_flag), ("volume", volume_flag), ("entropy", entropy_flag), ("edits", edit_flag))
         votes = tuple(name for name, flag in flags if flag)
         if client.first_flagged_at is None and len(votes) >= config.min_votes:
             client.first_flagged_at = client.queries
             client.flagged_by = votes
-        return DetectionState(
+        state = DetectionState(
             client_id=str(client_id),
             queries=client.queries,
             flagged=client.first_flagged_at is not None,
@@ -390,6 +489,7 @@ class ExtractionDetector:
             edit_fraction=edit_fraction,
             edits_flagged=edit_flag,
         )
+        return state, QueryMeasurement(distance=distance, edit=edit, uncertain=uncertain)
 
     def observe_batch(
         self,
@@ -416,79 +516,103 @@ class ExtractionDetector:
         assert state is not None
         return state
 
-    def _prada(self, client: _Client, vector: np.ndarray, predicted: int, *, tokens: bool) -> tuple[float | None, bool]:
+    def _prada(
+        self, client: _Client, vector: np.ndarray, predicted: int, *, tokens: bool, measured: QueryMeasurement | None
+    ) -> tuple[float | None, bool, float | None]:
+        """``(W, flag, distance)``; with ``measured``, its distance is used and W is not computed."""
         config = self.config
         threshold = config.prada_token_threshold if tokens else config.prada_threshold
         if threshold is None:
-            return None, False
+            return None, False, None
         growing = client.classes.get(predicted)
+        if measured is not None:  # as the judging detector did, whatever this one's growing sets hold
+            d = measured.distance
+            if growing is None:
+                growing = client.classes[predicted] = _GrowingSet(vector.shape[0])
+                growing.add(vector)
+                if d is not None:
+                    client.add_distance(d)
+            elif d is None:  # the first query of its class where it was judged: it joins without a distance
+                growing.add(vector)
+            else:
+                self._grow(client, growing, vector, d)
+            return None, False, d
+        d = None
         if growing is None:
             growing = client.classes[predicted] = _GrowingSet(vector.shape[0])
             growing.add(vector)
         else:
             d = growing.min_distance(vector)
-            client.add_distance(d)
-            if d > growing.threshold:
-                growing.add(vector)
-                growing.distances.append(d)
-                growing.threshold = max(growing.threshold, _mean_minus_std(np.asarray(growing.distances)))
+            self._grow(client, growing, vector, d)
         if client.n_distances < config.prada_min_distances:
-            return None, False
+            return None, False, d
         distances = client.distances[max(0, client.n_distances - _SHAPIRO_MAX) : client.n_distances]
         if distances.max() - distances.min() == 0:  # all equal (e.g. repeated queries): as far from normal as it gets
-            return 0.0, True
+            return 0.0, True, d
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # scipy warns about ties / large n; W is still meaningful
             w = float(_shapiro(distances).statistic)
-        return w, w < threshold
+        return w, w < threshold, d
 
-    def _edits(self, client: _Client, raw: np.ndarray, *, tokens: bool) -> tuple[float | None, bool]:
+    @staticmethod
+    def _grow(client: _Client, growing: _GrowingSet, vector: np.ndarray, d: float) -> None:
+        """Record PRADA's distance ``d`` of ``vector``; it joins the growing set when over the set's threshold."""
+        client.add_distance(d)
+        if d > growing.threshold:
+            growing.add(vector)
+            growing.distances.append(d)
+            growing.threshold = max(growing.threshold, _mean_minus_std(np.asarray(growing.distances)))
+
+    def _edits(
+        self, client: _Client, raw: np.ndarray, *, tokens: bool, measured: QueryMeasurement | None
+    ) -> tuple[float | None, bool, bool | None]:
+        """``(fraction, flag, edit)``: the window's fraction of edits, its vote, and whether this query is one."""
         config = self.config
         if config.edit_max_change is None:
-            return None, False
+            return None, False, None
         if not hasattr(client, "edits"):  # a client state stored (pickled) before the edit monitor existed
             client.history, client.edits = None, deque(maxlen=config.edit_window)
         # word counts fit in uint8 (clipped at 255), float inputs in float32: the history is the largest part
         # of a client's state, O(queries x input size); the query is compared at the stored precision, so an
         # exact repeat has change 0
         stored = np.clip(raw, 0, 255).astype(np.uint8) if tokens else raw.astype(np.float32)
-        query = stored.astype(np.float32) if tokens else stored
         history = client.history
         if history is None:
             history = client.history = _History(raw.shape[0], stored.dtype, tokens=tokens)
         elif not isinstance(history, _History):  # a client state stored before the history kept its scales
             history = client.history = _History.of(history, tokens=tokens)
-        if history.size:
-            earlier = history.data[: history.size]
-            scales = history.scales[: history.size]
-            if tokens:  # fraction of words changed: L1 of the word counts over their total
-                change = np.abs(earlier.astype(np.float32) - query).sum(axis=1) / np.maximum(scales + query.sum(), 1.0)
-            else:  # L2 distance over the mean L2 norm
-                diff = earlier - query
-                norm = np.sqrt(query.dot(query))  # what np.linalg.norm computes for a vector, without its checks
-                change = np.sqrt(np.einsum("ij,ij->i", diff, diff)) / np.maximum((scales + norm) / 2, 1e-12)
-            changed = change[change > 0]  # exact repeats are not edits
-            client.edits.append(bool(changed.size) and float(changed.min()) <= config.edit_max_change)
+        if measured is not None:  # None: the judging detector had no earlier query, so no vote
+            edit = measured.edit
+        else:
+            edit = history.is_edit(stored, config.edit_max_change) if history.size else None
+        if edit is not None:
+            client.edits.append(edit)
         history.add(stored)
         if len(client.edits) < config.edit_window:
-            return None, False
+            return None, False, edit
         fraction = sum(client.edits) / len(client.edits)
-        return fraction, fraction > config.edit_max_fraction
+        return fraction, fraction > config.edit_max_fraction, edit
 
-    def _entropy(self, client: _Client, p: np.ndarray | None) -> tuple[float | None, bool]:
+    def _entropy(
+        self, client: _Client, p: np.ndarray | None, *, measured: QueryMeasurement | None
+    ) -> tuple[float | None, bool, bool | None]:
+        """``(fraction, flag, uncertain)``: the window's uncertain fraction, its vote, and this answer's."""
         config = self.config
         if config.entropy_max_fraction is None or p is None:
-            return None, False
-        p = np.maximum(p, 0.0)
-        total = p.sum()
-        p = p / total if total > 0 else np.full_like(p, 1.0 / p.size)
-        nz = p[p > 0]
-        entropy = float(-(nz * np.log(nz)).sum() / math.log(p.size))
-        client.uncertain.append(entropy > config.entropy_threshold)
+            return None, False, None
+        uncertain = measured.uncertain if measured is not None else None
+        if uncertain is None:
+            p = np.maximum(p, 0.0)
+            total = p.sum()
+            p = p / total if total > 0 else np.full_like(p, 1.0 / p.size)
+            nz = p[p > 0]
+            entropy = float(-(nz * np.log(nz)).sum() / math.log(p.size))
+            uncertain = entropy > config.entropy_threshold
+        client.uncertain.append(uncertain)
         if len(client.uncertain) < config.entropy_window:
-            return None, False
+            return None, False, uncertain
         fraction = sum(client.uncertain) / len(client.uncertain)
-        return fraction, fraction > config.entropy_max_fraction
+        return fraction, fraction > config.entropy_max_fraction, uncertain
 
 
 def _mean_minus_std(values: np.ndarray) -> float:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from evaluations.engine.extraction.detection import QueryMeasurement
 from evaluations.serving import monitor, ratelimit
 from evaluations.serving.models import MonitorAlert
 
@@ -172,6 +173,38 @@ def test_two_serving_processes_judge_each_answer_at_once_and_every_input_exactly
     assert monitor.log_length(monitor._state_key(1, 5, config)) == 120
 
 
+def test_each_answer_is_measured_once_the_other_processes_replay_its_measurement(backend, clock, monkeypatch):
+    from evaluations.engine.extraction import detection
+
+    measured = {"distances": 0, "edits": 0}
+    min_distance, is_edit = detection._GrowingSet.min_distance, detection._History.is_edit
+
+    def counting_distance(self, x):
+        measured["distances"] += 1
+        return min_distance(self, x)
+
+    def counting_edit(self, stored, max_change):
+        measured["edits"] += 1
+        return is_edit(self, stored, max_change)
+
+    monkeypatch.setattr(detection._GrowingSet, "min_distance", counting_distance)
+    monkeypatch.setattr(detection._History, "is_edit", counting_edit)
+    first, second = monitor.LocalMonitor(), monitor.LocalMonitor()
+    x = _random(60)
+    for i in range(0, 60, 3):
+        _serve(first if (i // 3) % 2 == 0 else second, 9, x[i : i + 3], timestamp=float(i))
+    states = [_caught_up(p, 9) for p in (first, second, first)]
+    assert [s.queries for s in states[1:]] == [60, 60]
+    # Every input measured once at most, by the process that answered it: 60 inputs of one class (label 0) but
+    # the two that had no earlier query to measure against where they were answered (each process's first
+    # answer: the second answered before the first's parked answers were in the log).
+    assert measured == {"distances": 58, "edits": 58}
+    # A fresh process replays every logged answer from its measurement: nothing is measured again.
+    fresh = _caught_up(monitor.LocalMonitor(), 9)
+    assert fresh.queries == 60 and measured == {"distances": 58, "edits": 58}
+    assert fresh.first_flagged_at == states[-1].first_flagged_at
+
+
 def test_a_refused_request_still_logs_the_answer_parked_before_it(backend, clock):
     limits = ratelimit.Limits(per_second=3, per_minute=100, per_day=100)
     local = monitor.LocalMonitor()
@@ -297,13 +330,34 @@ def test_records_round_trip_floats_as_float32_and_integral_inputs_exactly(backen
     x = np.stack([np.linspace(0, 1, 64).reshape(1, 8, 8), np.arange(64.0).reshape(1, 8, 8) * 100])
     seen = np.array([[0.25, 0.75], [0.5, 0.5]])
     records = monitor.encode_records(x, seen, [1, 0], 12.5)
-    first, probs, label, timestamp = monitor.decode_record(records[0])
+    first, probs, label, timestamp, measured = monitor.decode_record(records[0])
     assert np.allclose(first, x[0].reshape(-1), atol=1e-7) and probs.tolist() == [0.25, 0.75]
-    assert label == 1 and timestamp == 12.5
-    second, _, _, _ = monitor.decode_record(records[1])
+    assert label == 1 and timestamp == 12.5 and measured is None  # not judged yet
+    second, _, _, _, _ = monitor.decode_record(records[1])
     assert np.array_equal(second, x[1].reshape(-1)) and second.dtype == np.float64
     labels_only = monitor.decode_record(monitor.encode_records(x[:1], None, [3], 1.0)[0])
     assert labels_only[1] is None and labels_only[2] == 3
+
+
+@pytest.mark.parametrize(
+    "measured",
+    [
+        QueryMeasurement(distance=0.125, edit=True, uncertain=False),
+        QueryMeasurement(distance=None, edit=None, uncertain=None),
+        QueryMeasurement(distance=0.0, edit=False, uncertain=True),
+    ],
+)
+def test_a_judged_record_carries_its_measurement(backend, measured):
+    record = monitor.encode_records(np.ones((1, 1, 8, 8)) / 3, np.array([[0.25, 0.75]]), [1], 3.0)[0]
+    judged = monitor.with_measurement(record, measured)
+    x, probs, label, timestamp, carried = monitor.decode_record(judged)
+    assert carried == measured
+    assert (x.tolist(), probs.tolist(), label, timestamp) == (
+        monitor.decode_record(record)[0].tolist(),
+        [0.25, 0.75],
+        1,
+        3.0,
+    )
 
 
 def test_two_processes_see_the_whole_stream_and_flag_an_attacker_split_between_them(backend):

@@ -214,3 +214,81 @@ def test_a_client_state_stored_before_the_history_kept_its_norms_is_judged_the_s
         state = restored.observe("c", x[i], probs[i], timestamp=float(i))
         assert state == reference.observe("c", x[i], probs[i], timestamp=float(i))
     assert state.edit_fraction is not None and state.edit_fraction > 0
+
+
+def _exact_is_edit(earlier: np.ndarray, query: np.ndarray, max_change: float) -> bool:
+    """The edit test written out: L2 change over the mean L2 norm, in (0, max_change] for some earlier row."""
+    distance = np.linalg.norm(earlier - query, axis=1)
+    scale = np.maximum((np.linalg.norm(earlier, axis=1) + np.linalg.norm(query)) / 2, 1e-12)
+    change = distance / scale
+    return bool(((change > 0) & (change <= max_change)).any())
+
+
+@pytest.mark.parametrize("dim", [64, 3072])
+def test_the_edit_screen_keeps_every_row_the_exact_test_needs(dim):
+    from evaluations.engine.extraction.detection import _History
+
+    rng = np.random.default_rng(dim)
+    max_change = 0.25
+    for trial in range(200):
+        history = _History(dim, np.float32, tokens=False)
+        rows = rng.uniform(0, 1, size=(int(rng.integers(1, 40)), dim)).astype(np.float32)
+        if trial % 5 == 0:
+            rows[0] = 0.0  # a zero row: change 0 to a zero query, never an edit
+        for row in rows:
+            history.add(row)
+        base = rows[int(rng.integers(len(rows)))].astype(np.float64)
+        kind = trial % 4
+        if kind == 0:  # an exact repeat: not an edit
+            query = base
+        elif kind == 1:  # a change right at the threshold, either side of it by float rounding
+            direction = rng.normal(size=dim)
+            direction /= np.linalg.norm(direction)
+            query = base + direction * max_change * np.linalg.norm(base) * (1 + rng.uniform(-1e-4, 1e-4))
+        elif kind == 2:  # far from everything
+            query = rng.uniform(0, 1, size=dim) * 3
+        else:  # zero query
+            query = np.zeros(dim)
+        stored = query.astype(np.float32)
+        assert history.is_edit(stored, max_change) == _exact_is_edit(rows, stored, max_change), (trial, kind)
+
+
+def test_a_detector_replaying_measurements_reaches_the_judging_detectors_state(victim_model, digits):
+    streams = {
+        "random": _attack_stream(victim_model, digits, RandomQueries()),
+        "benign": _benign(victim_model, digits, 1, length=300)[0],
+    }
+    for name, stream in streams.items():
+        judging, replaying = ExtractionDetector(), ExtractionDetector()
+        n = len(stream.x) - 1
+        for i in range(n):
+            judged, measured = judging.judge(name, stream.x[i], stream.probs[i], timestamp=float(i))
+            replayed = replaying.replay(name, stream.x[i], stream.probs[i], measured, timestamp=float(i))
+            # Everything but PRADA's test, which a replay leaves to the detector that judged the query.
+            for field_name in ("queries", "prada_distances", "volume_in_window", "uncertain_fraction", "edit_fraction"):
+                assert getattr(replayed, field_name) == getattr(judged, field_name), (name, i, field_name)
+            assert replayed.prada_w is None
+        a, b = judging.client_state(name), replaying.client_state(name)
+        assert np.array_equal(a.distances[: a.n_distances], b.distances[: b.n_distances])
+        assert {c: g.size for c, g in a.classes.items()} == {c: g.size for c, g in b.classes.items()}
+        # The next query, judged by both, gets the same state: PRADA's test included.
+        last = (name, stream.x[n], stream.probs[n])
+        judged_w = judging.observe(*last, timestamp=float(n)).prada_w
+        assert judged_w is not None and replaying.observe(*last, timestamp=float(n)).prada_w == judged_w
+
+
+def test_a_replayed_query_follows_the_measurement_where_the_views_differed():
+    from evaluations.engine.extraction.detection import QueryMeasurement
+
+    config = DetectorConfig(prada_min_distances=3)
+    detector = ExtractionDetector(config)
+    probs = np.eye(10)[0] * 0.9 + 0.01
+    detector.observe("c", np.zeros(4), probs, timestamp=0.0)
+    # Judged elsewhere as the first query of its class, with no earlier query: no distance, no edit vote.
+    state = detector.replay("c", np.ones(4), probs, QueryMeasurement(None, None, False), timestamp=1.0)
+    client = detector.client_state("c")
+    assert client.n_distances == 0 and client.classes[0].size == 2 and len(client.edits) == 0
+    assert state.queries == 2
+    # Judged elsewhere with a distance to a class this detector has not seen: the distance counts all the same.
+    detector.replay("c", np.ones(4), np.eye(10)[3] * 0.9 + 0.01, QueryMeasurement(0.5, True, False), timestamp=2.0)
+    assert client.n_distances == 1 and client.distances[0] == 0.5 and list(client.edits) == [True]
