@@ -3,8 +3,9 @@
 The detector (:class:`~evaluations.engine.extraction.detection.ExtractionDetector`: PRADA, volume, entropy
 and edits) keeps per-client state; here one client is one consumer key. Instead of moving the detector's
 whole state through the cache (hundreds of KB per request, under a lock), each key has an append-only log
-of compact query records in the cache (the flattened input, the model's probabilities, the label and the
-time: a small header and numpy bytes, no pickle), and every web process keeps its own detector per key
+of compact query records in the cache (the flattened input, the model's probabilities, the label, the time and
+the judge's measurements: a small header and numpy bytes, no pickle), and every web process keeps its own
+detector per key
 plus the number of log records it has read.
 
 A request of a monitored deployment makes one round trip, its rate-limit check: one Lua script (atomic)
@@ -13,7 +14,10 @@ refusal stops there: nothing of the refused request is logged) and reads the key
 index to the end; the process judges the records read in the log's order, but for its own, which it judged
 when it answered them. Once the model has answered, the process judges the request's records at once (the
 state the request gets includes them: an alert is raised by the request that earns it) and parks them, to
-be appended by its next exchange with the log. Every process so judges every record of the stream exactly
+be appended by its next exchange with the log, each carrying what judging it measured (the detector's
+:class:`~evaluations.engine.extraction.detection.QueryMeasurement`). The other processes replay a measured
+record instead of judging it (no pass over the history, no Shapiro-Wilk test), so every record is measured
+once, by the process that answered it. Every process so takes in every record of the stream exactly
 once, and sees it whole but for the last answer of each other process: under load, a few milliseconds
 behind; a process that stops serving monitored requests keeps its last answer parked until it serves one
 (or until its stream is read through :func:`stored_state`, or it exits gracefully: an ``atexit`` hook appends
