@@ -321,3 +321,6 @@ GARRISON_SERVING_BASE_URL = os.environ.get("GARRISON_SERVING_BASE_URL", "http://
 # Torch threads of a web process once it serves a model (0: torch's default); batch-1 predictions are fastest
 # on one thread per process, with the cores shared by several processes.
 GARRISON_SERVING_TORCH_THREADS = env_int("GARRISON_SERVING_TORCH_THREADS", 1)
+# Whether a web process takes its heap out of the garbage collector's full passes (gc.freeze) once a model is
+# loaded: removes ~100 ms collection pauses under load (docs/serving.md).
+GARRISON_SERVING_FREEZE_HEAP = env_bool("GARRISON_SERVING_FREEZE_HEAP", True)

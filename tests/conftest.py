@@ -25,6 +25,14 @@ from garrison.accounts.services import api_token_create
 from tests.factories import MembershipFactory, SystemFactory, TeamFactory, UserFactory
 
 
+@pytest.fixture(autouse=True)
+def _heap_not_frozen(settings) -> None:
+    """Serving processes gc.freeze() their heap once a model is loaded; the suite's one process must not (objects
+    of every later test would stay out of the collector's reach). tests/evaluations/serving/test_predict.py turns it
+    on where it tests it."""
+    settings.GARRISON_SERVING_FREEZE_HEAP = False
+
+
 @pytest.fixture
 def team(db) -> Team:
     """The team under test."""

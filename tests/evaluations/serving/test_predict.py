@@ -250,3 +250,23 @@ def test_the_served_body_is_json_with_one_prediction_per_input(deploy, issue, po
     body = json.loads(response.content)
     assert set(body) == {"predictions"} and len(body["predictions"]) == 3
     assert all(abs(sum(p["probabilities"]) - 1.0) < 1e-9 for p in body["predictions"])
+
+
+def test_loading_a_model_freezes_the_heap_out_of_full_garbage_collections(
+    deploy, issue, post, digits_test, settings
+):
+    import gc
+
+    settings.GARRISON_SERVING_FREEZE_HEAP = True  # off for the rest of the suite (tests/conftest.py)
+    predictor.forget_models()
+    gc.unfreeze()
+    deployment = deploy()
+    _, secret = issue(deployment)
+    try:
+        assert post(deployment, secret, {"inputs": digits_test[0][:1].tolist()}).status_code == 200
+        frozen = gc.get_freeze_count()
+        assert frozen > 10_000  # torch, Django and the model: out of every full pass from now on
+        assert post(deployment, secret, {"inputs": digits_test[0][:2].tolist()}).status_code == 200
+        assert gc.get_freeze_count() <= frozen  # once per model load, not per request (freed ones leave it)
+    finally:
+        gc.unfreeze()
