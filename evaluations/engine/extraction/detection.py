@@ -88,6 +88,8 @@ _MONITORS = ("prada", "volume", "entropy", "edits")
 #: off by at most about ``dim * eps * (|e| + |q|)^2``; it keeps rows up to ``256 * dim * eps`` (as a fraction of
 #: ``((|e| + |q|) / 2)^2``, i.e. 64 times that bound) beyond the threshold, so no row within it is lost.
 _SCREEN_SLACK = 256 * float(np.finfo(np.float32).eps)
+#: Rows the edit test checks exactly first (the nearest by the screen), before the rest of those it kept.
+_EDIT_FIRST_ROWS = 8
 _PAD_ID = 0  # the token-id padding convention of evaluations.engine.datasets.text
 
 
@@ -260,10 +262,23 @@ class _GrowingSet:
         self.size = 0
         self.distances: list[float] = []
         self.threshold = 0.0
+        self.kept: np.ndarray | None = None  # ``distances`` as an array (with spare room), for the threshold
 
     def min_distance(self, x: np.ndarray) -> float:
         diff = self.data[: self.size] - x
         return float(np.sqrt(np.einsum("ij,ij->i", diff, diff).min()))
+
+    def keep_distance(self, d: float) -> np.ndarray:
+        """Append ``d`` to the distances of the points that joined; returns them all as a float64 array."""
+        self.distances.append(d)
+        n = len(self.distances)
+        kept = getattr(self, "kept", None)  # None too for a set pickled before it was kept
+        if kept is None or kept.shape[0] < n:
+            kept = self.kept = np.empty(max(16, 2 * n))
+            kept[:n] = self.distances
+        else:
+            kept[n - 1] = d
+        return kept[:n]
 
     def add(self, x: np.ndarray) -> None:
         if self.size == self.data.shape[0]:
@@ -316,11 +331,17 @@ class _History(_GrowingSet):
             half = np.maximum((scales + norm) / 2, 1e-12)
             squared = scales * scales + norm * norm - 2 * (earlier @ stored)
             slack = _SCREEN_SLACK * stored.shape[0]
-            kept = np.flatnonzero(squared <= (max_change * max_change + slack) * (half * half))
-            if not kept.size:
-                return False
-            diff = earlier[kept] - stored
-            change = np.sqrt(np.einsum("ij,ij->i", diff, diff)) / half[kept]
+            relative = squared / (half * half)
+            kept = np.flatnonzero(relative <= max_change * max_change + slack)
+            if kept.size > _EDIT_FIRST_ROWS:  # nearest first: one of them usually settles it
+                kept = kept[np.argsort(relative[kept], kind="stable")]
+            for rows in (kept[:_EDIT_FIRST_ROWS], kept[_EDIT_FIRST_ROWS:]):
+                if rows.size:
+                    diff = earlier[rows] - stored
+                    change = np.sqrt(np.einsum("ij,ij->i", diff, diff)) / half[rows]
+                    if ((change > 0) & (change <= max_change)).any():
+                        return True
+            return False
         changed = change[change > 0]
         return bool(changed.size) and float(changed.min()) <= max_change
 
@@ -560,8 +581,7 @@ class ExtractionDetector:
         client.add_distance(d)
         if d > growing.threshold:
             growing.add(vector)
-            growing.distances.append(d)
-            growing.threshold = max(growing.threshold, _mean_minus_std(np.asarray(growing.distances)))
+            growing.threshold = max(growing.threshold, _mean_minus_std(growing.keep_distance(d)))
 
     def _edits(
         self, client: _Client, raw: np.ndarray, *, tokens: bool, measured: QueryMeasurement | None

@@ -252,9 +252,7 @@ def test_the_served_body_is_json_with_one_prediction_per_input(deploy, issue, po
     assert all(abs(sum(p["probabilities"]) - 1.0) < 1e-9 for p in body["predictions"])
 
 
-def test_loading_a_model_freezes_the_heap_out_of_full_garbage_collections(
-    deploy, issue, post, digits_test, settings
-):
+def test_loading_a_model_freezes_the_heap_out_of_full_garbage_collections(deploy, issue, post, digits_test, settings):
     import gc
 
     settings.GARRISON_SERVING_FREEZE_HEAP = True  # off for the rest of the suite (tests/conftest.py)

@@ -292,3 +292,17 @@ def test_a_replayed_query_follows_the_measurement_where_the_views_differed():
     # Judged elsewhere with a distance to a class this detector has not seen: the distance counts all the same.
     detector.replay("c", np.ones(4), np.eye(10)[3] * 0.9 + 0.01, QueryMeasurement(0.5, True, False), timestamp=2.0)
     assert client.n_distances == 1 and client.distances[0] == 0.5 and list(client.edits) == [True]
+
+
+def test_the_growing_sets_threshold_is_the_mean_minus_std_of_its_distances_also_for_an_old_pickled_set():
+    from evaluations.engine.extraction.detection import _GrowingSet
+
+    rng = np.random.default_rng(0)
+    values = rng.uniform(0, 2, size=100).tolist()
+    fresh, legacy = _GrowingSet(4), _GrowingSet(4)
+    del legacy.kept  # as pickled before the array was kept
+    for i, d in enumerate(values, start=1):
+        expected = float(np.mean(values[:i]) - np.std(values[:i]))
+        for growing in (fresh, legacy):
+            assert growing.keep_distance(d).tolist() == values[:i]
+            assert abs(float(growing.kept[:i].mean() - growing.kept[:i].std()) - expected) < 1e-12
