@@ -24,6 +24,14 @@ def _classifier(module: nn.Module, shape: tuple[int, ...], classes: int) -> Torc
     return TorchClassifier(module.eval(), input_shape=shape, bounds=(0.0, 1.0), num_classes=classes)
 
 
+def _assert_autograd_path(classifier: TorchClassifier, model: nn.Module, x: Tensor, y: Tensor) -> None:
+    """No layer takes the col2im path, and the gradients are autograd's."""
+    assert classifier.folded_convolutions() == ()
+    torch.testing.assert_close(
+        classifier.loss_gradient(x, y)[1], _reference_gradient(model, x, y), rtol=1e-5, atol=1e-7
+    )
+
+
 class _OneConv(nn.Module):
     def __init__(self, conv: nn.Conv2d, size: int, classes: int = 4) -> None:
         super().__init__()
@@ -117,10 +125,7 @@ def test_other_convolutions_keep_autograd_backward(conv) -> None:
     classifier = _classifier(model, (channels, 8, 8), 3)
     x, y = torch.rand(5, channels, 8, 8), torch.randint(0, 3, (5,))
 
-    assert classifier.folded_convolutions() == ()
-    torch.testing.assert_close(
-        classifier.loss_gradient(x, y)[1], _reference_gradient(model, x, y), rtol=1e-5, atol=1e-7
-    )
+    _assert_autograd_path(classifier, model, x, y)
 
 
 def test_a_user_hook_that_rescales_the_convolution_fails_the_probe_and_keeps_autograd() -> None:
@@ -131,10 +136,7 @@ def test_a_user_hook_that_rescales_the_convolution_fails_the_probe_and_keeps_aut
     classifier = _classifier(model, (1, 8, 8), 4)
     x, y = torch.rand(6, 1, 8, 8), torch.randint(0, 4, (6,))
 
-    assert classifier.folded_convolutions() == ()
-    torch.testing.assert_close(
-        classifier.loss_gradient(x, y)[1], _reference_gradient(model, x, y), rtol=1e-5, atol=1e-7
-    )
+    _assert_autograd_path(classifier, model, x, y)
 
 
 def test_other_threads_using_the_module_meanwhile_get_its_ordinary_graph() -> None:
