@@ -148,12 +148,19 @@ def test_block_action_refuses_the_flagged_key_with_403(deploy, issue, post):
     assert last.status_code == 403 and last.json()["error"]["code"] == "key_blocked"
 
 
-def test_throttle_action_lowers_the_flagged_keys_rate(deploy, issue, post):
-    deployment = deploy(monitor_action=MonitorAction.THROTTLE, throttle_per_minute=10, burst=20, max_batch=10)
-    _, secret = issue(deployment, owner="scraper")
-    attack(deployment, secret, post, n=300, batch=10)
+def test_throttle_action_lowers_the_flagged_keys_rate(deploy, issue, post, clock):
+    # Limits the attack never reaches, and a frozen clock: only the throttle can refuse, whatever the timing.
+    deployment = deploy(
+        monitor_action=MonitorAction.THROTTLE, throttle_per_minute=10, burst=1000, rate_per_minute=100_000, max_batch=10
+    )
+    key, secret = issue(deployment, owner="scraper")
+    last = attack(deployment, secret, post, n=300, batch=10)
+    key.refresh_from_db()
+    assert key.enforced_action == MonitorAction.THROTTLE
+    assert last.status_code == 429  # in the minute it was flagged, the throttle (10 a minute) stopped the attack
+    clock.now += 60  # a fresh minute: the flagged key gets throttle_per_minute inputs in it, then 429
     codes = [post(deployment, secret, {"inputs": ONE}).status_code for _ in range(12)]
-    assert 429 in codes and codes.count(200) <= 10
+    assert codes == [200] * 10 + [429] * 2
 
 
 def test_lifting_the_action_lets_the_key_through_again(deploy, issue, post, teammate):
