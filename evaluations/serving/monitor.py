@@ -5,8 +5,7 @@ and edits) keeps per-client state; here one client is one consumer key. Instead 
 whole state through the cache (hundreds of KB per request, under a lock), each key has an append-only log
 of compact query records in the cache (the flattened input, the model's probabilities, the label, the time and
 the judge's measurements: a small header and numpy bytes, no pickle), and every web process keeps its own
-detector per key
-plus the number of log records it has read.
+detector per key plus the number of log records it has read.
 
 A request of a monitored deployment makes one round trip, its rate-limit check: one Lua script (atomic)
 appends the records of this process's previous monitored answer, charges the key's rate-limit windows (a
