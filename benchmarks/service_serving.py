@@ -487,11 +487,17 @@ def rate_limited_attacker(base: str, fixture: dict[str, Any]) -> dict[str, Any]:
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def _proc_cpu(pid: int, *, children: bool = False) -> float:
-    """CPU seconds (user + system) of one process, plus its reaped children's with ``children``; 0 if gone."""
+def _stat(pid: int) -> list[str]:
+    """The fields of ``/proc/<pid>/stat`` after the command name (field 3 of proc(5) first); [] if gone."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
+        return []
+
+
+def _proc_cpu(fields: list[str], *, children: bool = False) -> float:
+    """CPU seconds (user + system) of a process's ``_stat`` fields, plus its reaped children's with ``children``."""
+    if not fields:
         return 0.0
     ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
     if children:
@@ -517,30 +523,22 @@ def cpu_snapshot(server_pid: int) -> dict[str, float]:
     (wrk), to charge each load run's CPU to the processes that spent it."""
     import resource
 
-    workers = [int(p) for p in _children(server_pid)]
-    postmasters = [p for p in _pids("postgres") if _parent(p) not in _pids("postgres")]
-    backends = [p for p in _pids("postgres") if p not in postmasters]
+    try:
+        workers = [int(p) for p in Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()]
+    except OSError:
+        workers = []
+    postgres = {pid: _stat(pid) for pid in _pids("postgres")}
+    # the postmaster (whose parent is no postgres) with its reaped backends, and the live backends
+    postgres_cpu = sum(
+        _proc_cpu(fields, children=not fields or int(fields[1]) not in postgres) for fields in postgres.values()
+    )
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return {
-        "gunicorn workers": sum(_proc_cpu(p) for p in workers),
-        "redis": sum(_proc_cpu(p) for p in _pids("redis-server")),
-        "postgres": sum(_proc_cpu(p, children=True) for p in postmasters) + sum(_proc_cpu(p) for p in backends),
+        "gunicorn workers": sum(_proc_cpu(_stat(p)) for p in workers),
+        "redis": sum(_proc_cpu(_stat(p)) for p in _pids("redis-server")),
+        "postgres": postgres_cpu,
         "wrk": usage.ru_utime + usage.ru_stime,
     }
-
-
-def _children(pid: int) -> list[str]:
-    try:
-        return Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return []
-
-
-def _parent(pid: int) -> int:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except OSError:
-        return 0
 
 
 def measured_run(server_pid: int, url: str, script: Path, *, seconds: int, connections: int) -> dict[str, Any]:

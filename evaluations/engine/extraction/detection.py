@@ -254,36 +254,40 @@ class QueryMeasurement:
     uncertain: bool | None
 
 
+def _appended(buffer: np.ndarray, n: int, value: Any) -> np.ndarray:
+    """``buffer`` (its first ``n`` rows in use) with ``value`` as row ``n``: written in place, or into a copy of
+    twice the size when full (amortised O(1) appends). Returns the buffer to keep."""
+    if n == buffer.shape[0]:
+        buffer = np.concatenate([buffer, np.empty_like(buffer)])
+    buffer[n] = value
+    return buffer
+
+
 class _GrowingSet:
     """Vectors kept in a preallocated array that doubles when full (amortised O(1) appends)."""
 
     def __init__(self, dim: int, dtype: type | np.dtype = np.float64) -> None:
         self.data = np.empty((16, dim), dtype=dtype)
         self.size = 0
-        self.distances: list[float] = []
+        self.kept = np.empty(16)  # the distances of the points that joined (after the first), with spare room
+        self.n_kept = 0
         self.threshold = 0.0
-        self.kept: np.ndarray | None = None  # ``distances`` as an array (with spare room), for the threshold
 
     def min_distance(self, x: np.ndarray) -> float:
         diff = self.data[: self.size] - x
         return float(np.sqrt(np.einsum("ij,ij->i", diff, diff).min()))
 
     def keep_distance(self, d: float) -> np.ndarray:
-        """Append ``d`` to the distances of the points that joined; returns them all as a float64 array."""
-        self.distances.append(d)
-        n = len(self.distances)
-        kept = getattr(self, "kept", None)  # None too for a set pickled before it was kept
-        if kept is None or kept.shape[0] < n:
-            kept = self.kept = np.empty(max(16, 2 * n))
-            kept[:n] = self.distances
-        else:
-            kept[n - 1] = d
-        return kept[:n]
+        """Append ``d`` to the distances of the points that joined; returns them all."""
+        if not hasattr(self, "kept"):  # a set pickled when they were a list
+            old = self.__dict__.pop("distances")
+            self.kept, self.n_kept = np.array(old if old else [0.0], dtype=np.float64), len(old)
+        self.kept = _appended(self.kept, self.n_kept, d)
+        self.n_kept += 1
+        return self.kept[: self.n_kept]
 
     def add(self, x: np.ndarray) -> None:
-        if self.size == self.data.shape[0]:
-            self.data = np.concatenate([self.data, np.empty_like(self.data)])
-        self.data[self.size] = x
+        self.data = _appended(self.data, self.size, x)
         self.size += 1
 
 
@@ -346,9 +350,8 @@ class _History(_GrowingSet):
         return bool(changed.size) and float(changed.min()) <= max_change
 
     def add(self, x: np.ndarray) -> None:
-        if self.size == self.scales.shape[0]:
-            self.scales = np.concatenate([self.scales, np.empty_like(self.scales)])
-        self.scales[self.size] = self.scale(np.asarray(x, dtype=np.float32)[None], tokens=self.tokens)[0]
+        scale = self.scale(np.asarray(x, dtype=np.float32)[None], tokens=self.tokens)[0]
+        self.scales = _appended(self.scales, self.size, scale)
         super().add(x)
 
 
@@ -369,9 +372,7 @@ class _Client:
         self.flagged_by: tuple[str, ...] = ()
 
     def add_distance(self, d: float) -> None:
-        if self.n_distances == self.distances.shape[0]:
-            self.distances = np.concatenate([self.distances, np.empty_like(self.distances)])
-        self.distances[self.n_distances] = d
+        self.distances = _appended(self.distances, self.n_distances, d)
         self.n_distances += 1
 
 

@@ -175,7 +175,7 @@ class TorchClassifier(Classifier):
 
         On the CPU, the input gradient of a single-channel ``nn.Conv2d`` (the first layer of a grey-scale image
         model) is computed as ``col2im(W^T @ grad)`` rather than by oneDNN's backward-data kernel, which cannot
-        vectorise over one output channel: 2-8x faster for batches of 32 and more (see
+        vectorise over one output channel: 2-10x faster for batches of 32 and more (see
         :meth:`folded_convolutions`). The same one-time probe checks that it gives the same gradients.
         """
         if not self.differentiable:

@@ -299,10 +299,17 @@ def test_the_growing_sets_threshold_is_the_mean_minus_std_of_its_distances_also_
 
     rng = np.random.default_rng(0)
     values = rng.uniform(0, 2, size=100).tolist()
-    fresh, legacy = _GrowingSet(4), _GrowingSet(4)
-    del legacy.kept  # as pickled before the array was kept
-    for i, d in enumerate(values, start=1):
+    fresh, legacy, legacy_empty = _GrowingSet(4), _GrowingSet(4), _GrowingSet(4)
+    for growing in (legacy, legacy_empty):
+        del growing.kept, growing.n_kept  # as pickled when the distances were a list
+    legacy_empty.distances = []
+    for d in values[:3]:
+        fresh.keep_distance(d)
+    legacy.distances = values[:3]
+    for i, d in enumerate(values[3:], start=4):
         expected = float(np.mean(values[:i]) - np.std(values[:i]))
         for growing in (fresh, legacy):
-            assert growing.keep_distance(d).tolist() == values[:i]
-            assert abs(float(growing.kept[:i].mean() - growing.kept[:i].std()) - expected) < 1e-12
+            kept = growing.keep_distance(d)
+            assert kept.tolist() == values[:i]
+            assert abs(float(kept.mean() - kept.std()) - expected) < 1e-12
+    assert legacy_empty.keep_distance(0.5).tolist() == [0.5] and legacy_empty.keep_distance(1.5).tolist() == [0.5, 1.5]
