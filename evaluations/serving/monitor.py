@@ -98,9 +98,15 @@ def _state_key(deployment_id: int, key_id: int, config: Any = None) -> str:
 
 def encode_records(x: Any, seen: Any, labels: Any, timestamp: float) -> list[bytes]:
     """One compact record per input of the batch (not yet judged: see :func:`with_measurement`)."""
+    return [record for record, _, _ in _encoded(x, seen, labels, timestamp)]
+
+
+def _encoded(x: Any, seen: Any, labels: Any, timestamp: float) -> list[tuple[bytes, np.ndarray, np.ndarray | None]]:
+    """Per input of the batch: its record, and the input and probabilities as :func:`decode_record` reads them back
+    (so the process that answered judges exactly what the others will replay)."""
     batch = np.asarray(x).reshape(len(x), -1)
     probabilities = None if seen is None else np.asarray(seen, dtype=np.float32).reshape(len(x), -1)
-    records = []
+    encoded = []
     for i in range(len(batch)):
         row = batch[i]
         # cheapest test first: float inputs fail the first one (so do NaNs; infinities fail the range test)
@@ -108,12 +114,13 @@ def encode_records(x: Any, seen: Any, labels: Any, timestamp: float) -> list[byt
             row.size > 0 and bool((row == np.round(row)).all()) and row.min() >= _INT32.min and row.max() <= _INT32.max
         )
         values = row.astype(np.int32) if integral else row.astype(np.float32)
-        probs = b"" if probabilities is None else probabilities[i].tobytes()
-        n_probs = 0 if probabilities is None else probabilities.shape[1]
+        probs = None if probabilities is None else probabilities[i]
+        n_probs = 0 if probs is None else probs.size
         kind = b"i" if integral else b"f"
         header = _HEADER.pack(float(timestamp), int(labels[i]), n_probs, values.size, kind, False, math.nan, -1, -1)
-        records.append(header + probs + values.tobytes())
-    return records
+        record = header + (b"" if probs is None else probs.tobytes()) + values.tobytes()
+        encoded.append((record, values.astype(np.float64), None if probs is None else probs.astype(np.float64)))
+    return encoded
 
 
 def with_measurement(record: bytes, measured: Any) -> bytes:
@@ -133,6 +140,20 @@ def with_measurement(record: bytes, measured: Any) -> bytes:
     return header + record[_HEADER.size :]
 
 
+def _measurement() -> Any:
+    """The engine's QueryMeasurement class (imported on first use: the web process imports no engine before it
+    serves a prediction)."""
+    global _QUERY_MEASUREMENT
+    if _QUERY_MEASUREMENT is None:
+        from evaluations.engine.extraction.detection import QueryMeasurement
+
+        _QUERY_MEASUREMENT = QueryMeasurement
+    return _QUERY_MEASUREMENT
+
+
+_QUERY_MEASUREMENT: Any = None
+
+
 def _flag(value: bool | None) -> int:
     return -1 if value is None else int(value)
 
@@ -149,9 +170,7 @@ def decode_record(record: bytes) -> tuple[np.ndarray, np.ndarray | None, int, fl
     x = np.frombuffer(record, dtype=dtype, count=n_values, offset=offset).astype(np.float64)
     measured = None
     if judged:
-        from evaluations.engine.extraction.detection import QueryMeasurement
-
-        measured = QueryMeasurement(
+        measured = _measurement()(
             distance=None if math.isnan(distance) else distance,
             edit=None if edit < 0 else bool(edit),
             uncertain=None if uncertain < 0 else bool(uncertain),
@@ -167,15 +186,17 @@ def decode_record(record: bytes) -> tuple[np.ndarray, np.ndarray | None, int, fl
 # to charge the windows, 7..13 (when charging) n and each window's limit and ttl; then the number of parked
 # groups and, per group, its epoch, its number of records and the records; then the number of records to
 # append now and the records. In that order: the parked groups are appended (each to its own key's log, only
-# if that log is still in the group's epoch); the windows are charged (a refusal returns {window, flushed}:
-# nothing read, nothing appended now); the records are appended; the key's log is read from the applied index
-# (from 0 on a new epoch or a log shorter than that index). A log at the history limit starts a new epoch
-# before an append. Returns {0, flushed, epoch, first index read, records from there to the end}, flushed
-# holding {epoch, first index} per parked group ({"", -1} for a group whose stream is gone).
+# if that log is still in the group's epoch); the windows are charged (a refusal stops there: nothing read,
+# nothing appended now); the records are appended; the key's log is read from the applied index (from 0 on a
+# new epoch or a log shorter than that index). A log at the history limit starts a new epoch before an append.
+# Every epoch entry and log written or read has its ttl renewed, once. Returns one flat list: {refused (0 or the
+# window), epoch, first index read, number of parked groups, then per group its epoch and the index its first
+# record got ("", -1 for a group whose stream is gone), then the records read}.
 _EXCHANGE = (
     ratelimit.CHECK_AND_CHARGE_LUA
     + """
 local limit, ttl, fresh = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
+local touched = {}
 
 local function append(epoch_key, epoch, first, last, fresh_epoch)
   local log = epoch_key .. ':' .. epoch
@@ -190,24 +211,37 @@ local function append(epoch_key, epoch, first, last, fresh_epoch)
   for i = first, last, 1000 do
     redis.call('RPUSH', log, unpack(ARGV, i, math.min(i + 999, last)))
   end
-  redis.call('EXPIRE', epoch_key, ttl)
-  redis.call('EXPIRE', log, ttl)
+  touched[epoch_key] = log
   return epoch, length
 end
 
-local before = redis.call('GET', KEYS[1])
-local length = before and redis.call('LLEN', KEYS[1] .. ':' .. before) or 0
+local function refresh()
+  for epoch_key, log in pairs(touched) do
+    redis.call('EXPIRE', epoch_key, ttl)
+    redis.call('EXPIRE', log, ttl)
+  end
+end
+
+local epoch = redis.call('GET', KEYS[1])
+local length = epoch and redis.call('LLEN', KEYS[1] .. ':' .. epoch) or 0
 local charging = ARGV[6] == '1'
 local at = charging and 14 or 7
 local first_parked = charging and 5 or 2
+local groups = tonumber(ARGV[at])
 local flushed = {}
-for group = 1, tonumber(ARGV[at]) do
-  local epoch_key, epoch, count = KEYS[first_parked + group - 1], ARGV[at + 1], tonumber(ARGV[at + 2])
-  if redis.call('GET', epoch_key) == epoch then
-    local now_epoch, start = append(epoch_key, epoch, at + 3, at + 2 + count, fresh .. ':' .. group)
-    flushed[group] = {now_epoch, start}
+for group = 1, groups do
+  local epoch_key, want, count = KEYS[first_parked + group - 1], ARGV[at + 1], tonumber(ARGV[at + 2])
+  local own_key = epoch_key == KEYS[1]
+  local current
+  if own_key then current = epoch else current = redis.call('GET', epoch_key) end
+  if current == want then
+    local now_epoch, start = append(epoch_key, want, at + 3, at + 2 + count, fresh .. ':' .. group)
+    if own_key then epoch = now_epoch end
+    flushed[#flushed + 1] = now_epoch
+    flushed[#flushed + 1] = start
   else
-    flushed[group] = {'', -1}
+    flushed[#flushed + 1] = ''
+    flushed[#flushed + 1] = -1
   end
   at = at + 2 + count
 end
@@ -215,10 +249,12 @@ at = at + 1
 if charging then
   local refused = check_and_charge(2, 7)
   if refused ~= 0 then
-    return {refused, flushed}
+    refresh()
+    local reply = {refused, '', 0, groups}
+    for i = 1, #flushed do reply[#reply + 1] = flushed[i] end
+    return reply
   end
 end
-local epoch = redis.call('GET', KEYS[1])
 if not epoch then
   epoch = fresh
   redis.call('SET', KEYS[1], epoch)
@@ -232,9 +268,13 @@ if epoch ~= ARGV[2] or length < from then
   from = 0
 end
 local log = KEYS[1] .. ':' .. epoch
-redis.call('EXPIRE', KEYS[1], ttl)
-redis.call('EXPIRE', log, ttl)
-return {0, flushed, epoch, from, redis.call('LRANGE', log, from, -1)}
+touched[KEYS[1]] = log
+refresh()
+local reply = {0, epoch, from, groups}
+for i = 1, #flushed do reply[#reply + 1] = flushed[i] end
+local read = redis.call('LRANGE', log, from, -1)
+for i = 1, #read do reply[#reply + 1] = read[i] end
+return reply
 """
 )
 
@@ -308,10 +348,15 @@ def _exchange(
             args += [group.epoch or "", len(group.records), *group.records]
         args += [len(records), *records]
         reply = rediscache.run(backend, _EXCHANGE, keys, args)
-        flushed = [None if int(start) < 0 else (_text(found), int(start)) for found, start in reply[1]]
+        read_from = 4 + 2 * int(reply[3])
+        pairs = reply[4:read_from]
+        flushed = [
+            None if int(start) < 0 else (_text(found), int(start))
+            for found, start in zip(pairs[::2], pairs[1::2], strict=True)
+        ]
         if reply[0]:
             return _Exchange(refused=int(reply[0]), flushed=flushed)
-        return _Exchange(0, flushed, _text(reply[2]), int(reply[3]), list(reply[4]))
+        return _Exchange(0, flushed, _text(reply[1]), int(reply[2]), reply[read_from:])
     with _generic_lock:
         before = backend.get(f"{name}:epoch")
         length = 0 if before is None else len(backend.get(f"{name}:epoch:{before}") or [])
@@ -370,29 +415,42 @@ class _Local:
     detector: Any = None
     epoch: str | None = None
     applied: int = 0
-    state: Any = None
     generation: int = 0
     own: list[tuple[str, int, int]] = field(default_factory=list)  # (epoch, first index, count)
+
+    @property
+    def state(self) -> Any:
+        """The key's :class:`DetectionState` after the latest record taken in (None before any)."""
+        return None if self.detector is None else self.detector.state(self.client_id)
 
     def restart(self) -> None:
         self.detector = None  # made by the first record judged (a refused request needs no torch import)
         self.applied = 0
-        self.state = None
         self.generation = next(_generations)
         self.own.clear()
 
-    def judge(self, record: bytes) -> bytes:
-        """Take in one record: replayed from its measurement when another process judged it, else judged here.
-        Returns the record marked with the measurement."""
+    def _detector(self) -> Any:
         if self.detector is None:
             from evaluations.engine.extraction.detection import ExtractionDetector
 
             self.detector = ExtractionDetector(self.config)
+        return self.detector
+
+    def judge(self, record: bytes) -> bytes:
+        """Take in one record: replayed from its measurement when another process judged it, else judged here.
+        Returns the record marked with the measurement."""
+        detector = self._detector()
         x, probs, label, timestamp, measured = decode_record(record)
         if measured is not None:
-            self.state = self.detector.replay(self.client_id, x, probs, measured, label=label, timestamp=timestamp)
+            detector.take(self.client_id, x, probs, measured, label=label, timestamp=timestamp)
             return record
-        self.state, measured = self.detector.judge(self.client_id, x, probs, label=label, timestamp=timestamp)
+        return with_measurement(record, detector.take(self.client_id, x, probs, label=label, timestamp=timestamp))
+
+    def judge_answered(self, record: bytes, x: np.ndarray, probs: np.ndarray | None) -> bytes:
+        """Judge a record this process just encoded, from the arrays it was encoded from (as decoded: no decoding);
+        returns it marked with the measurement."""
+        timestamp, label = _HEADER.unpack_from(record)[:2]
+        measured = self._detector().take(self.client_id, x, probs, label=label, timestamp=timestamp)
         return with_measurement(record, measured)
 
     def read(self, epoch: str, start: int, records: list[bytes]) -> None:
@@ -486,11 +544,11 @@ class LocalMonitor:
             result = self._exchange(ticket.name, ticket.entry, charge=charge)
             return ratelimit.refusal(charge[0], result.refused)
 
-    def finish(self, ticket: Ticket, records: list[bytes]) -> Any:
+    def finish(self, ticket: Ticket, encoded: list[tuple[bytes, np.ndarray, np.ndarray | None]]) -> Any:
         """Judge the request's answered records now and park them for this process's next exchange."""
         with self._lock:
             entry = ticket.entry
-            records = [entry.judge(record) for record in records]
+            records = [entry.judge_answered(record, x, probs) for record, x, probs in encoded]
             self._parked.append(_Parked(ticket.name, entry.epoch, entry.generation, records))
             return entry.state
 
@@ -568,9 +626,9 @@ def observe(
     log) the batch is judged at once and parked, no round trip; without, it is appended and the log read.
     """
     now = time.time() if timestamp is None else timestamp
-    records = encode_records(x, seen, labels, now)
     if ticket is not None:
-        return ticket.monitor.finish(ticket, records)
+        return ticket.monitor.finish(ticket, _encoded(x, seen, labels, now))
+    records = encode_records(x, seen, labels, now)
     monitor = _PROCESS if local is None else local
     return monitor.sync(_state_key(deployment_id, key_id, config), str(key_id), config or detector_config(), records)
 

@@ -46,7 +46,6 @@ import inspect
 import math
 import numbers
 import time
-import warnings
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -296,63 +295,98 @@ class _History(_GrowingSet):
 
     The scale is what the change of a later query is divided by: the row's L2 norm (float inputs, float32
     rows) or its word count (token inputs, uint8 rows). Keeping it saves recomputing it for the whole
-    history on every query; it is computed per row exactly as over the whole history, so it is the same value.
+    history on every query. Float rows carry it in two extra columns, the squared norm and the norm, so that the
+    edit screen of :meth:`is_edit` is one matrix-vector product over the stored rows (``rows`` is the inputs alone).
     """
 
     def __init__(self, dim: int, dtype: type | np.dtype, *, tokens: bool) -> None:
-        super().__init__(dim, dtype)
+        super().__init__(dim if tokens else dim + 2, dtype)
         self.tokens = tokens
-        self.scales = np.empty(16, dtype=np.float32)
+        self.dim = dim
+        self.layout = 2  # float rows with their squared norm and norm (a history pickled before has no layout)
+        self.scales = np.empty(16, dtype=np.float32) if tokens else None
 
     @classmethod
     def of(cls, old: _GrowingSet, *, tokens: bool) -> _History:
-        """A history holding the rows of ``old`` (a client state stored before the scales were kept)."""
-        history = cls(old.data.shape[1], old.data.dtype, tokens=tokens)
-        for row in old.data[: old.size]:
+        """A history holding the rows of ``old`` (a client state stored before the scales were kept beside them)."""
+        rows = old.data[: old.size]
+        history = cls(rows.shape[1], rows.dtype, tokens=tokens)
+        for row in rows:
             history.add(row)
         return history
 
-    @staticmethod
-    def scale(rows: np.ndarray, *, tokens: bool) -> np.ndarray:
-        """The scales of float32 ``rows`` ``(N, D)``."""
-        return rows.sum(axis=1) if tokens else np.sqrt(np.einsum("ij,ij->i", rows, rows))
+    @property
+    def rows(self) -> np.ndarray:
+        """The stored queries ``(size, dim)``."""
+        return self.data[: self.size, : self.dim]
+
+    def row_scales(self) -> np.ndarray:
+        """The scale of each stored query ``(size,)``."""
+        return self.scales[: self.size] if self.tokens else self.data[: self.size, self.dim + 1]
 
     def is_edit(self, stored: np.ndarray, max_change: float) -> bool:
         """Whether ``stored`` (a row as the history keeps it) is a small edit of an earlier row: its relative change
         to some earlier row is in ``(0, max_change]`` (exact repeats are not edits).
 
-        Float rows are screened by one matrix-vector product (``|e - q|^2 = |e|^2 + |q|^2 - 2 e.q``, from the kept
-        norms), loose enough to keep every row whose true change is within ``max_change`` despite float32
-        rounding; the exact distances are then computed for the rows kept only. The answer is the exact test's.
+        Float rows are screened by one matrix-vector product, loose enough to keep every row whose true change is
+        within ``max_change`` despite float32 rounding; the exact distances are then computed for the rows kept
+        only, nearest first. The answer is the exact test's.
         """
-        earlier = self.data[: self.size]
-        scales = self.scales[: self.size]
+        earlier = self.rows
+        scales = self.row_scales()
         if self.tokens:  # fraction of words changed: L1 of the word counts over their total
             query = stored.astype(np.float32)
             change = np.abs(earlier.astype(np.float32) - query).sum(axis=1) / np.maximum(scales + query.sum(), 1.0)
-        else:  # L2 distance over the mean L2 norm
-            norm = np.sqrt(stored.dot(stored))  # what np.linalg.norm computes for a vector, without its checks
+            changed = change[change > 0]
+            return bool(changed.size) and float(changed.min()) <= max_change
+        # L2 distance over the mean L2 norm h = (|e| + |q|) / 2: a row passes the screen when
+        # |e - q|^2 = |e|^2 + |q|^2 - 2 e.q <= K h^2 with K = max_change^2 + slack, i.e. when
+        # (1 - k)|e|^2 - 2k|q||e| - 2 e.q <= -(1 - k)|q|^2 with k = K / 4: the stored row [e, |e|^2, |e|] times
+        # [-2q, 1 - k, -2k|q|]. float32 rounding moves either side by at most about (dim + 3) eps (|e| + |q|)^2,
+        # and the slack adds 64 dim eps (|e| + |q|)^2 (_SCREEN_SLACK).
+        dim = self.dim
+        norm = np.sqrt(stored.dot(stored))  # what np.linalg.norm computes for a vector, without its checks
+        if norm < 2e-12:  # the exact test's mean norm is clamped at 1e-12 for (near) zero pairs: screen as it does
             half = np.maximum((scales + norm) / 2, 1e-12)
-            squared = scales * scales + norm * norm - 2 * (earlier @ stored)
-            slack = _SCREEN_SLACK * stored.shape[0]
-            relative = squared / (half * half)
-            kept = np.flatnonzero(relative <= max_change * max_change + slack)
-            if kept.size > _EDIT_FIRST_ROWS:  # nearest first: one of them usually settles it
-                kept = kept[np.argsort(relative[kept], kind="stable")]
-            for rows in (kept[:_EDIT_FIRST_ROWS], kept[_EDIT_FIRST_ROWS:]):
-                if rows.size:
-                    diff = earlier[rows] - stored
-                    change = np.sqrt(np.einsum("ij,ij->i", diff, diff)) / half[rows]
-                    if ((change > 0) & (change <= max_change)).any():
-                        return True
+            rank = (scales * scales + norm * norm - 2 * (earlier @ stored)) / (half * half)
+            kept = np.flatnonzero(rank <= max_change * max_change + _SCREEN_SLACK * dim)
+        else:
+            k = (max_change * max_change + _SCREEN_SLACK * dim) / 4
+            query = np.empty(dim + 2, dtype=np.float32)
+            np.multiply(stored, -2.0, out=query[:dim])
+            query[dim] = 1.0 - k
+            query[dim + 1] = -2.0 * k * norm
+            rank = self.data[: self.size] @ query
+            kept = np.flatnonzero(rank <= -(1.0 - k) * norm * norm)
+        if not kept.size:
             return False
-        changed = change[change > 0]
-        return bool(changed.size) and float(changed.min()) <= max_change
+        if kept.size > _EDIT_FIRST_ROWS:  # nearest first: one of them usually settles it
+            kept = kept[np.argsort(rank[kept], kind="stable")]
+        for rows in (kept[:_EDIT_FIRST_ROWS], kept[_EDIT_FIRST_ROWS:]):
+            if rows.size:
+                half = np.maximum((scales[rows] + norm) / 2, 1e-12)
+                diff = earlier[rows] - stored
+                change = np.sqrt(np.einsum("ij,ij->i", diff, diff)) / half
+                if ((change > 0) & (change <= max_change)).any():
+                    return True
+        return False
 
     def add(self, x: np.ndarray) -> None:
-        scale = self.scale(np.asarray(x, dtype=np.float32)[None], tokens=self.tokens)[0]
-        self.scales = _appended(self.scales, self.size, scale)
-        super().add(x)
+        n = self.size
+        if n == self.data.shape[0]:
+            self.data = np.concatenate([self.data, np.empty_like(self.data)])
+        row = self.data[n]
+        if self.tokens:
+            row[:] = x
+            self.scales = _appended(self.scales, n, np.float32(row.sum(dtype=np.float32)))
+        else:
+            dim = self.dim
+            values = row[:dim]
+            values[:] = x
+            norm = np.sqrt(values.dot(values))  # float32, as is_edit computes a query's
+            row[dim] = norm * norm
+            row[dim + 1] = norm
+        self.size = n + 1
 
 
 class _Client:
@@ -364,16 +398,36 @@ class _Client:
         self.classes: dict[int, _GrowingSet] = {}
         self.distances = np.empty(64)
         self.n_distances = 0
+        self.last_change = 0  # index of the latest distance unlike the one before it (0: all alike so far)
         self.times: deque[float] = deque()
         self.uncertain: deque[bool] = deque(maxlen=config.entropy_window)
         self.history: _GrowingSet | None = None  # every query, for the edit monitor
         self.edits: deque[bool] = deque(maxlen=config.edit_window)
         self.first_flagged_at: int | None = None
         self.flagged_by: tuple[str, ...] = ()
+        # what the monitors said about the latest query: (prada_w, prada_flag, volume_flag, uncertain fraction,
+        # entropy_flag, edit fraction, edits_flag), read into a DetectionState on demand
+        self.latest: tuple[Any, ...] = (None, False, False, None, False, None, False)
 
     def add_distance(self, d: float) -> None:
-        self.distances = _appended(self.distances, self.n_distances, d)
-        self.n_distances += 1
+        n = self.n_distances
+        if "last_change" not in self.__dict__:  # a client state stored before it was kept
+            self._find_last_change()
+        if n and d != self.distances[n - 1]:
+            self.last_change = n
+        self.distances = _appended(self.distances, n, d)
+        self.n_distances = n + 1
+
+    def distances_alike(self, start: int) -> bool:
+        """Whether the distances from index ``start`` to the latest are all equal."""
+        if "last_change" not in self.__dict__:
+            self._find_last_change()
+        return self.last_change <= start
+
+    def _find_last_change(self) -> None:
+        n = self.n_distances
+        changes = np.flatnonzero(self.distances[1:n] != self.distances[: n - 1]) if n > 1 else ()
+        self.last_change = int(changes[-1]) + 1 if len(changes) else 0
 
 
 class ExtractionDetector:
@@ -428,7 +482,8 @@ class ExtractionDetector:
         timestamp: float | None = None,
     ) -> tuple[DetectionState, QueryMeasurement]:
         """:meth:`observe`, also returning what was measured (for other detectors to :meth:`replay`)."""
-        return self._take(client_id, x, probs, label, timestamp, None)
+        measured = self.take(client_id, x, probs, label=label, timestamp=timestamp)
+        return self.state(client_id), measured  # type: ignore[return-value]
 
     def replay(
         self,
@@ -450,17 +505,22 @@ class ExtractionDetector:
         vote as usual; PRADA's Shapiro-Wilk test, the one costly vote, is left to the queries this detector
         judges itself (the judging detector ran it on this one).
         """
-        return self._take(client_id, x, probs, label, timestamp, measured)[0]
+        self.take(client_id, x, probs, measured, label=label, timestamp=timestamp)
+        return self.state(client_id)  # type: ignore[return-value]
 
-    def _take(
+    def take(
         self,
         client_id: str,
         x: Tensor | np.ndarray,
-        probs: Tensor | np.ndarray | None,
-        label: int | None,
-        timestamp: float | None,
-        measured: QueryMeasurement | None,
-    ) -> tuple[DetectionState, QueryMeasurement]:
+        probs: Tensor | np.ndarray | None = None,
+        measured: QueryMeasurement | None = None,
+        *,
+        label: int | None = None,
+        timestamp: float | None = None,
+    ) -> QueryMeasurement:
+        """Judge a query (``measured`` None) or replay one (see :meth:`replay`) without building the client's
+        :class:`DetectionState`; returns what was measured. For callers that feed many queries and read the state
+        (:meth:`state`) once, after the last."""
         config = self.config
         client = self._clients.get(str(client_id))
         if client is None:
@@ -474,7 +534,7 @@ class ExtractionDetector:
                 "use one detector per model."
             )
         p = None if probs is None else np.asarray(_numpy(probs), dtype=np.float64).reshape(-1)
-        if p is not None and (p.size < 2 or not np.isfinite(p).all()):
+        if p is not None and (p.size < 2 or not _finite(p)):
             raise EngineInputError(f"probs must be a finite probability vector of at least 2 classes; got {p!r}.")
         if p is None and label is None:
             raise EngineInputError("Pass the victim's probabilities or, for label-only victims, its label.")
@@ -490,12 +550,24 @@ class ExtractionDetector:
         fraction, entropy_flag, uncertain = self._entropy(client, p, measured=measured)
         edit_fraction, edit_flag, edit = self._edits(client, raw, tokens=tokens, measured=measured)
 
-        flags = (("prada", prada_flag), ("volume", volume_flag), ("entropy", entropy_flag), ("edits", edit_flag))
-        votes = tuple(name for name, flag in flags if flag)
-        if client.first_flagged_at is None and len(votes) >= config.min_votes:
-            client.first_flagged_at = client.queries
-            client.flagged_by = votes
-        state = DetectionState(
+        client.latest = (prada_w, prada_flag, volume_flag, fraction, entropy_flag, edit_fraction, edit_flag)
+        if client.first_flagged_at is None:
+            flags = (("prada", prada_flag), ("volume", volume_flag), ("entropy", entropy_flag), ("edits", edit_flag))
+            votes = tuple(name for name, flag in flags if flag)
+            if len(votes) >= config.min_votes:
+                client.first_flagged_at = client.queries
+                client.flagged_by = votes
+        return QueryMeasurement(distance=distance, edit=edit, uncertain=uncertain)
+
+    def state(self, client_id: str) -> DetectionState | None:
+        """The client's standing after its latest query (None for a client never seen)."""
+        client = self._clients.get(str(client_id))
+        if client is None:
+            return None
+        prada_w, prada_flag, volume_flag, fraction, entropy_flag, edit_fraction, edit_flag = getattr(
+            client, "latest", (None, False, False, None, False, None, False)
+        )
+        return DetectionState(
             client_id=str(client_id),
             queries=client.queries,
             flagged=client.first_flagged_at is not None,
@@ -511,7 +583,6 @@ class ExtractionDetector:
             edit_fraction=edit_fraction,
             edits_flagged=edit_flag,
         )
-        return state, QueryMeasurement(distance=distance, edit=edit, uncertain=uncertain)
 
     def observe_batch(
         self,
@@ -568,12 +639,11 @@ class ExtractionDetector:
             self._grow(client, growing, vector, d)
         if client.n_distances < config.prada_min_distances:
             return None, False, d
-        distances = client.distances[max(0, client.n_distances - _SHAPIRO_MAX) : client.n_distances]
-        if distances.max() - distances.min() == 0:  # all equal (e.g. repeated queries): as far from normal as it gets
+        start = max(0, client.n_distances - _SHAPIRO_MAX)
+        if client.distances_alike(start):  # all equal (e.g. repeated queries): as far from normal as it gets
             return 0.0, True, d
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # scipy warns about ties / large n; W is still meaningful
-            w = float(_shapiro(distances).statistic)
+        # scipy warns only of a zero range and of more than 5,000 values: neither reaches it
+        w = float(_shapiro(client.distances[start : client.n_distances]).statistic)
         return w, w < threshold, d
 
     @staticmethod
@@ -600,7 +670,7 @@ class ExtractionDetector:
         history = client.history
         if history is None:
             history = client.history = _History(raw.shape[0], stored.dtype, tokens=tokens)
-        elif not isinstance(history, _History):  # a client state stored before the history kept its scales
+        elif getattr(history, "layout", 1) != 2:  # a client state stored before the history kept its scales in its rows
             history = client.history = _History.of(history, tokens=tokens)
         if measured is not None:  # None: the judging detector had no earlier query, so no vote
             edit = measured.edit
@@ -623,17 +693,34 @@ class ExtractionDetector:
             return None, False, None
         uncertain = measured.uncertain if measured is not None else None
         if uncertain is None:
-            p = np.maximum(p, 0.0)
-            total = p.sum()
-            p = p / total if total > 0 else np.full_like(p, 1.0 / p.size)
-            nz = p[p > 0]
-            entropy = float(-(nz * np.log(nz)).sum() / math.log(p.size))
-            uncertain = entropy > config.entropy_threshold
+            uncertain = _normalised_entropy(p) > config.entropy_threshold
         client.uncertain.append(uncertain)
         if len(client.uncertain) < config.entropy_window:
             return None, False, uncertain
         fraction = sum(client.uncertain) / len(client.uncertain)
         return fraction, fraction > config.entropy_max_fraction, uncertain
+
+
+def _normalised_entropy(p: np.ndarray) -> float:
+    """``H(p) / log(C)`` of the probabilities ``p`` ``(C,)`` (negatives clipped at 0, renormalised; uniform when
+    nothing is left). Short vectors (the usual handful of classes) in plain floats: numpy's per-call overhead is
+    most of the cost there."""
+    if p.size > 64:
+        p = np.maximum(p, 0.0)
+        total = p.sum()
+        p = p / total if total > 0 else np.full_like(p, 1.0 / p.size)
+        nz = p[p > 0]
+        return float(-(nz * np.log(nz)).sum() / math.log(p.size))
+    values = [v if v > 0.0 else 0.0 for v in p.tolist()]
+    total = sum(values)
+    q = [v / total for v in values] if total > 0 else [1.0 / len(values)] * len(values)
+    return -sum(v * math.log(v) for v in q if v > 0) / math.log(len(q))
+
+
+def _finite(array: np.ndarray) -> bool:
+    """Whether every value is finite: a finite sum says so in one reduction (a NaN or infinity makes the sum NaN or
+    infinite); only a sum that overflows needs the elementwise test."""
+    return math.isfinite(array.sum()) or bool(np.isfinite(array).all())
 
 
 def _mean_minus_std(values: np.ndarray) -> float:
@@ -659,7 +746,7 @@ def _vector(x: Tensor | np.ndarray, config: DetectorConfig) -> tuple[np.ndarray,
         raise EngineInputError("A query must be a non-empty input.")
     if not tokens:
         array = np.asarray(raw, dtype=np.float64)  # never written to: PRADA and the edit monitor store copies
-        if not np.isfinite(array).all():
+        if not _finite(array):
             raise EngineInputError("A query must be a non-empty, finite input.")
         return array, array, False
     if not integers and not np.array_equal(raw, np.round(raw)):

@@ -315,6 +315,27 @@ def test_a_forked_process_opens_its_own_connection(backend, clock, monkeypatch):
     assert ratelimit.used_today(15) == 2
 
 
+def test_commands_are_packed_as_redis_py_packs_them():
+    from redis.connection import PythonRespSerializer
+
+    from evaluations.serving import rediscache
+
+    args = ("EVALSHA", "ab" * 20, 3, "serve:key:é", b"\x00\xff raw\r\n", 0, -17, 2**40, 1.5, "", b"")
+    reference = b"".join(
+        PythonRespSerializer(
+            6000,
+            lambda value: (
+                value.encode()
+                if isinstance(value, str)
+                else (repr(value).encode() if isinstance(value, (int, float)) else value)
+            ),
+        ).pack(*args)
+    )
+    assert rediscache.pack(*args) == reference
+    with pytest.raises(TypeError, match="bool"):
+        rediscache.pack("SET", "k", True)
+
+
 # --- the monitor's log ------------------------------------------------------------------------------------
 
 
@@ -337,6 +358,11 @@ def test_records_round_trip_floats_as_float32_and_integral_inputs_exactly(backen
     assert np.array_equal(second, x[1].reshape(-1)) and second.dtype == np.float64
     labels_only = monitor.decode_record(monitor.encode_records(x[:1], None, [3], 1.0)[0])
     assert labels_only[1] is None and labels_only[2] == 3
+    # the answering process judges the arrays the others will decode, without decoding them itself
+    for record, values, probabilities in monitor._encoded(x, seen, [1, 0], 12.5):
+        decoded, decoded_probs, _, _, _ = monitor.decode_record(record)
+        assert values.dtype == decoded.dtype == np.float64 and np.array_equal(values, decoded)
+        assert np.array_equal(probabilities, decoded_probs)
 
 
 @pytest.mark.parametrize(

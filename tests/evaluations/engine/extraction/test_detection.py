@@ -206,14 +206,71 @@ def test_a_client_state_stored_before_the_history_kept_its_norms_is_judged_the_s
         reference.observe("c", x[i], probs[i], timestamp=float(i))
         restored.observe("c", x[i], probs[i], timestamp=float(i))
     client = restored.client_state("c")
-    legacy = _GrowingSet(client.history.data.shape[1], dtype=client.history.data.dtype)  # as pickled before
-    for row in client.history.data[: client.history.size]:
+    legacy = _GrowingSet(client.history.dim, dtype=client.history.data.dtype)  # as pickled before
+    for row in client.history.rows:
         legacy.add(row)
     client.history = legacy
     for i in range(60, 120):
         state = restored.observe("c", x[i], probs[i], timestamp=float(i))
         assert state == reference.observe("c", x[i], probs[i], timestamp=float(i))
     assert state.edit_fraction is not None and state.edit_fraction > 0
+
+
+def test_a_history_stored_with_its_scales_beside_the_rows_is_converted_and_judged_the_same(digits):
+    from evaluations.engine.extraction.detection import _History
+
+    x = digits[2][:40].reshape(40, -1).numpy()
+    x = np.concatenate([x, np.clip(x + np.random.default_rng(1).normal(0, 0.05, x.shape), 0, 1)])  # edits
+    probs = np.full((80, 10), 0.02)
+    probs[np.arange(80), digits[3][:40].repeat(2).numpy()] = 0.82
+    reference, restored = ExtractionDetector(), ExtractionDetector()
+    for i in range(40):
+        reference.observe("c", x[i], probs[i], timestamp=float(i))
+        restored.observe("c", x[i], probs[i], timestamp=float(i))
+    client = restored.client_state("c")
+    rows = client.history.rows.copy()
+    old = object.__new__(_History)  # the previous release's layout: rows alone, their norms in their own array
+    old.__dict__.update(
+        data=rows,
+        size=len(rows),
+        kept=np.empty(16),
+        n_kept=0,
+        threshold=0.0,
+        tokens=False,
+        scales=np.sqrt(np.einsum("ij,ij->i", rows, rows)),
+    )
+    client.history = old
+    for i in range(40, 80):
+        state = restored.observe("c", x[i], probs[i], timestamp=float(i))
+        assert state == reference.observe("c", x[i], probs[i], timestamp=float(i))
+    assert client.history is not old and client.history.rows.shape == (80, 64)
+    assert state.edit_fraction is not None and state.edit_fraction > 0
+
+
+@pytest.mark.parametrize("repeat_from", [None, 0])
+def test_a_client_state_stored_before_the_latest_votes_and_the_last_change_were_kept_is_judged_the_same(
+    digits, repeat_from
+):
+    x = digits[2][:60].reshape(60, -1).numpy().astype(np.float64)
+    if repeat_from is not None:  # one input over and over: PRADA's distances all alike, W = 0
+        x[repeat_from:] = x[repeat_from]
+    probs = np.full((60, 10), 0.02)
+    probs[:, 4] = 0.82
+    config = DetectorConfig(prada_min_distances=5)
+    reference, restored = ExtractionDetector(config), ExtractionDetector(config)
+    for i in range(30):
+        reference.observe("c", x[i], probs[i], timestamp=float(i))
+        restored.observe("c", x[i], probs[i], timestamp=float(i))
+    client = restored.client_state("c")
+    del client.last_change, client.latest  # as pickled before they were kept
+    assert restored.state("c").prada_w is None  # no latest votes stored: none reported until the next query
+    for i in range(30, 60):
+        state = restored.observe("c", x[i], probs[i], timestamp=float(i))
+        assert state == reference.observe("c", x[i], probs[i], timestamp=float(i))
+    if repeat_from is not None:
+        assert state.prada_w == 0.0 and state.prada_flagged
+    else:
+        assert 0 < state.prada_w < 1
 
 
 def _exact_is_edit(earlier: np.ndarray, query: np.ndarray, max_change: float) -> bool:
