@@ -194,42 +194,22 @@ def test_the_detector_decides_as_the_plain_monitors_on_attacker_and_benign_strea
     assert flags["random"] <= 200 and flags["jacobian"] <= 200 and flags["benign"] is None, flags
 
 
-def test_a_client_state_stored_before_the_history_kept_its_norms_is_judged_the_same(digits):
+def _as_pickled_before_the_norms_were_kept(history):
+    """A ``_GrowingSet`` of the history's rows, as client states held their history before the scales were kept."""
     from evaluations.engine.extraction.detection import _GrowingSet
 
-    x = digits[2][:60].reshape(60, -1).numpy()
-    x = np.concatenate([x, np.clip(x + np.random.default_rng(0).normal(0, 0.05, x.shape), 0, 1)])  # edits
-    probs = np.full((120, 10), 0.02)
-    probs[np.arange(120), digits[3][:60].repeat(2).numpy()] = 0.82
-    reference, restored = ExtractionDetector(), ExtractionDetector()
-    for i in range(60):
-        reference.observe("c", x[i], probs[i], timestamp=float(i))
-        restored.observe("c", x[i], probs[i], timestamp=float(i))
-    client = restored.client_state("c")
-    legacy = _GrowingSet(client.history.dim, dtype=client.history.data.dtype)  # as pickled before
-    for row in client.history.rows:
+    legacy = _GrowingSet(history.dim, dtype=history.data.dtype)
+    for row in history.rows:
         legacy.add(row)
-    client.history = legacy
-    for i in range(60, 120):
-        state = restored.observe("c", x[i], probs[i], timestamp=float(i))
-        assert state == reference.observe("c", x[i], probs[i], timestamp=float(i))
-    assert state.edit_fraction is not None and state.edit_fraction > 0
+    return legacy
 
 
-def test_a_history_stored_with_its_scales_beside_the_rows_is_converted_and_judged_the_same(digits):
+def _as_pickled_with_the_norms_beside_the_rows(history):
+    """A ``_History`` in the previous release's layout: the rows alone, their norms in an array of their own."""
     from evaluations.engine.extraction.detection import _History
 
-    x = digits[2][:40].reshape(40, -1).numpy()
-    x = np.concatenate([x, np.clip(x + np.random.default_rng(1).normal(0, 0.05, x.shape), 0, 1)])  # edits
-    probs = np.full((80, 10), 0.02)
-    probs[np.arange(80), digits[3][:40].repeat(2).numpy()] = 0.82
-    reference, restored = ExtractionDetector(), ExtractionDetector()
-    for i in range(40):
-        reference.observe("c", x[i], probs[i], timestamp=float(i))
-        restored.observe("c", x[i], probs[i], timestamp=float(i))
-    client = restored.client_state("c")
-    rows = client.history.rows.copy()
-    old = object.__new__(_History)  # the previous release's layout: rows alone, their norms in their own array
+    rows = history.rows.copy()
+    old = object.__new__(_History)
     old.__dict__.update(
         data=rows,
         size=len(rows),
@@ -239,11 +219,27 @@ def test_a_history_stored_with_its_scales_beside_the_rows_is_converted_and_judge
         tokens=False,
         scales=np.sqrt(np.einsum("ij,ij->i", rows, rows)),
     )
-    client.history = old
-    for i in range(40, 80):
+    return old
+
+
+@pytest.mark.parametrize(
+    "stored_as", [_as_pickled_before_the_norms_were_kept, _as_pickled_with_the_norms_beside_the_rows]
+)
+def test_a_history_stored_in_an_earlier_layout_is_converted_and_judged_the_same(digits, stored_as):
+    x = digits[2][:60].reshape(60, -1).numpy()
+    x = np.concatenate([x, np.clip(x + np.random.default_rng(0).normal(0, 0.05, x.shape), 0, 1)])  # edits
+    probs = np.full((120, 10), 0.02)
+    probs[np.arange(120), digits[3][:60].repeat(2).numpy()] = 0.82
+    reference, restored = ExtractionDetector(), ExtractionDetector()
+    for i in range(60):
+        reference.observe("c", x[i], probs[i], timestamp=float(i))
+        restored.observe("c", x[i], probs[i], timestamp=float(i))
+    client = restored.client_state("c")
+    old = client.history = stored_as(client.history)
+    for i in range(60, 120):
         state = restored.observe("c", x[i], probs[i], timestamp=float(i))
         assert state == reference.observe("c", x[i], probs[i], timestamp=float(i))
-    assert client.history is not old and client.history.rows.shape == (80, 64)
+    assert client.history is not old and client.history.rows.shape == (120, 64)
     assert state.edit_fraction is not None and state.edit_fraction > 0
 
 
