@@ -43,6 +43,7 @@ import atexit
 import itertools
 import logging
 import math
+import os
 import secrets
 import struct
 import threading
@@ -109,9 +110,14 @@ def _encoded(x: Any, seen: Any, labels: Any, timestamp: float) -> list[tuple[byt
     encoded = []
     for i in range(len(batch)):
         row = batch[i]
-        # cheapest test first: float inputs fail the first one (so do NaNs; infinities fail the range test)
+        # cheapest test first: a sum that is not a whole number (most float inputs; NaNs and infinities too) rules
+        # the row out in one reduction
         integral = (
-            row.size > 0 and bool((row == np.round(row)).all()) and row.min() >= _INT32.min and row.max() <= _INT32.max
+            row.size > 0
+            and float(row.sum()).is_integer()
+            and bool((row == np.round(row)).all())
+            and row.min() >= _INT32.min
+            and row.max() <= _INT32.max
         )
         values = row.astype(np.int32) if integral else row.astype(np.float32)
         probs = None if probabilities is None else probabilities[i]
@@ -290,8 +296,24 @@ return 1
 _generic_lock = threading.Lock()
 
 
-def _new_epoch() -> str:
-    return secrets.token_hex(6)
+class _EpochIds:
+    """Fresh epoch ids: a random prefix per process (drawn again in a forked child) and a counter. Every exchange
+    sends one, in case it must start an epoch, so it costs a counter step, not a read of the system's random source.
+    """
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.prefix = secrets.token_hex(6)
+        self.counter = itertools.count()
+
+    def __call__(self) -> str:
+        return f"{self.prefix}{next(self.counter):x}"
+
+
+_new_epoch = _EpochIds()
+os.register_at_fork(after_in_child=_new_epoch.reset)
 
 
 @dataclass

@@ -12,6 +12,10 @@ from typing import Any
 from evaluations.models import ModelArtifact
 
 _MODELS: dict[tuple[int, str], Any] = {}
+#: The engine victim answering for each (model, output policy), made once: a policy's defense is validated when
+#: it is made, which need not happen on every request.
+_VICTIMS: dict[tuple[Any, ...], Any] = {}
+_MAX_VICTIMS = 64
 _LOCK = threading.Lock()
 
 
@@ -74,6 +78,23 @@ def forget_models() -> None:
     """Drop the cached models (tests, or after an artifact's file changed)."""
     with _LOCK:
         _MODELS.clear()
+        _VICTIMS.clear()
+
+
+def victim_for(artifact: ModelArtifact, policy: dict[str, Any]) -> Any:
+    """The engine's :class:`LocalVictim` answering as a deployment of ``artifact`` with ``policy`` does (made once
+    per process and policy)."""
+    key = (artifact.pk, artifact.blob_id, *sorted(policy.items()))
+    found = _VICTIMS.get(key)
+    if found is None:
+        from evaluations.serving.policies import local_victim
+
+        found = local_victim(classifier_for(artifact), policy)
+        with _LOCK:
+            if len(_VICTIMS) >= _MAX_VICTIMS:  # policies edited many times over: start again
+                _VICTIMS.clear()
+            _VICTIMS[key] = found
+    return found
 
 
 def predict(artifact: ModelArtifact, x: Any, policy: dict[str, Any]) -> tuple[Any, Any]:
@@ -88,10 +109,8 @@ def predict(artifact: ModelArtifact, x: Any, policy: dict[str, Any]) -> tuple[An
     import torch
 
     from evaluations.engine.extraction.victim import answer_from_probabilities
-    from evaluations.serving.policies import local_victim
 
-    classifier = classifier_for(artifact)
-    victim = local_victim(classifier, policy)
+    victim = victim_for(artifact, policy)
     batch = torch.from_numpy(x).to(victim.input_dtype)
     probabilities = victim.probabilities(batch)
     defended = probabilities if victim.defense is None else np.asarray(victim.defense(probabilities), dtype=np.float64)

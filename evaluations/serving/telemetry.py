@@ -1,8 +1,10 @@
 """Sampled query logs: input hashes by default, full inputs only when the deployment opts in; retention; export.
 
-A request is logged with the deployment's sample probability; besides, the monitor's scores are kept
-every ``SCORE_EVERY`` queries of a key and at the query that flagged it, so the monitoring page can chart
-each client's detector scores whatever the sample rate.
+A request is logged with the deployment's sample probability; besides, the monitor's scores are kept at
+the query that flagged a key and when its count passes a multiple of ``SCORE_EVERY``, unless the process
+answering wrote a row for that key within the ``SCORE_EVERY`` queries before (every row carries the scores), so
+the monitoring page can chart each client's detector scores whatever the sample rate, with a point at least
+every ``2 * SCORE_EVERY`` queries.
 """
 
 from __future__ import annotations
@@ -43,6 +45,10 @@ EXPORT_FIELDS = [
 ]
 
 _random = random.Random()  # noqa: S311 - sampling, not security
+#: Per key (by its hash: unique for good, unlike a row id), its query count at the latest row this process wrote for
+#: it. Bounded: cleared when it grows past ``_TRACKED_KEYS``, which costs at most one extra snapshot per key.
+_last_row: dict[str, int] = {}
+_TRACKED_KEYS = 10_000
 #: Sampled requests and score snapshots insert a row each: compiled once per process (garrison.core.compiled).
 _INSERT = CompiledInsert(QueryLog)
 
@@ -66,7 +72,12 @@ def maybe_log(
     """Write a query log when the request is sampled, a score snapshot is due, or the monitor just flagged."""
     queries = state.queries if state is not None else 0
     n = int(x.shape[0])
-    snapshot_due = state is not None and (queries // SCORE_EVERY) > ((queries - n) // SCORE_EVERY)
+    snapshot_due = (
+        state is not None
+        and (queries // SCORE_EVERY) > ((queries - n) // SCORE_EVERY)
+        # a count below the last row's is a stream started afresh (an action lifted, new thresholds, a new epoch)
+        and not 0 <= queries - _last_row.get(key.key_hash, -SCORE_EVERY) < SCORE_EVERY
+    )
     just_flagged = (
         state is not None
         and state.flagged
@@ -76,6 +87,10 @@ def maybe_log(
     sampled = deployment.log_sample_rate > 0 and _random.random() < deployment.log_sample_rate
     if not (sampled or snapshot_due or just_flagged):
         return None
+    if state is not None:
+        if len(_last_row) >= _TRACKED_KEYS:
+            _last_row.clear()
+        _last_row[key.key_hash] = queries
     return _INSERT.save(
         QueryLog(
             deployment=deployment,

@@ -78,9 +78,10 @@ __all__ = [
 
 #: scipy's Shapiro-Wilk p-values are inexact beyond 5,000 samples; W stays usable, we keep the latest.
 _SHAPIRO_MAX = 5000
-#: ``scipy.stats.shapiro`` without its axis / NaN-policy dispatch wrapper: the test runs on every query, on a
-#: finite 1-D float64 array, where the wrapper costs ten times the test itself (about 85 us against 8 us at
-#: 300 distances) and returns the same ``W``.
+try:  # scipy's compiled Shapiro-Wilk routine, which scipy.stats.shapiro calls
+    from scipy.stats._ansari_swilk_statistics import swilk as _swilk
+except ImportError:  # pragma: no cover - a scipy that moved it: the public function, unwrapped
+    _swilk = None
 _shapiro = inspect.unwrap(shapiro)
 _MONITORS = ("prada", "volume", "entropy", "edits")
 #: The edit monitor's screen (``_History.is_edit``) computes ``|e - q|^2`` as ``|e|^2 + |q|^2 - 2 e.q`` in float32,
@@ -643,7 +644,7 @@ class ExtractionDetector:
         if client.distances_alike(start):  # all equal (e.g. repeated queries): as far from normal as it gets
             return 0.0, True, d
         # scipy warns only of a zero range and of more than 5,000 values: neither reaches it
-        w = float(_shapiro(client.distances[start : client.n_distances]).statistic)
+        w = _shapiro_w(client.distances[start : client.n_distances])
         return w, w < threshold, d
 
     @staticmethod
@@ -715,6 +716,19 @@ def _normalised_entropy(p: np.ndarray) -> float:
     total = sum(values)
     q = [v / total for v in values] if total > 0 else [1.0 / len(values)] * len(values)
     return -sum(v * math.log(v) for v in q if v > 0) / math.log(len(q))
+
+
+def _shapiro_w(values: np.ndarray) -> float:
+    """The Shapiro-Wilk ``W`` of a finite 1-D float64 array of at least 3 values: what ``scipy.stats.shapiro``
+    computes (the same sorted, shifted values through the same compiled routine), without its axis / NaN-policy
+    wrapper, its copies and its result object. PRADA runs it on every query it judges, where those cost several times
+    the test itself."""
+    if _swilk is None:  # pragma: no cover
+        return float(_shapiro(values).statistic)
+    y = np.sort(values)
+    y -= values[values.size // 2]  # scipy shifts by the middle value in input order (its gh-15777)
+    w, _, _ = _swilk(y, np.zeros(values.size // 2), 0)
+    return float(w)
 
 
 def _finite(array: np.ndarray) -> bool:

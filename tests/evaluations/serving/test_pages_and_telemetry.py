@@ -148,6 +148,46 @@ def test_with_sampling_off_only_score_snapshots_are_logged(deploy, issue, post):
     assert sorted(QueryLog.objects.values_list("key_queries", flat=True)) == [20, 40]
 
 
+def test_a_snapshot_is_skipped_when_a_sampled_row_came_shortly_before(deploy, issue, post, monkeypatch):
+    from evaluations.serving import telemetry
+
+    deployment = deploy(log_sample_rate=0.5)
+    _, secret = issue(deployment)
+    draws = iter([0.0 if i == 15 else 0.99 for i in range(1, 46)])  # sampled at the key's 15th query only
+    monkeypatch.setattr(telemetry, "_random", type("Draws", (), {"random": lambda self: next(draws)})())
+    for _ in range(45):
+        post(deployment, secret, {"inputs": ONE})
+    # 20 is skipped (a row 5 queries before); 40 is 25 past it
+    assert sorted(QueryLog.objects.values_list("key_queries", flat=True)) == [15, 40]
+
+
+def test_a_stream_started_afresh_gets_its_snapshots_again(deploy, issue):
+    from types import SimpleNamespace
+
+    from evaluations.serving import telemetry
+
+    deployment = deploy(log_sample_rate=0.0)
+    key, _ = issue(deployment)
+
+    def log(queries):
+        state = SimpleNamespace(
+            queries=queries,
+            flagged=False,
+            first_flagged_at=None,
+            prada_w=None,
+            uncertain_fraction=None,
+            volume_in_window=1,
+        )
+        x = np.zeros((1, 64))
+        return telemetry.maybe_log(
+            deployment=deployment, key=key, x=x, labels=[0], policy={"name": "full"}, state=state, latency_ms=1.0
+        )
+
+    assert log(40) is not None
+    assert log(20) is not None  # the count went back (the key's action was lifted): a new stream
+    assert log(21) is None  # no multiple of 20 passed
+
+
 def test_query_logs_past_retention_are_pruned(deploy, issue, post):
     deployment = deploy(log_sample_rate=1.0, log_retention_days=7)
     _, secret = issue(deployment)

@@ -268,3 +268,13 @@ def test_loading_a_model_freezes_the_heap_out_of_full_garbage_collections(deploy
         assert gc.get_freeze_count() <= frozen  # once per model load, not per request (freed ones leave it)
     finally:
         gc.unfreeze()
+
+
+def test_each_output_policy_of_a_model_is_made_once_per_process(model):
+    policy = {"name": "reverse_sigmoid", "beta": 0.7, "gamma": 1.2}
+    first = predictor.victim_for(model, policy)
+    assert predictor.victim_for(model, {"gamma": 1.2, "beta": 0.7, "name": "reverse_sigmoid"}) is first
+    other = predictor.victim_for(model, {**policy, "beta": 0.5})
+    assert other is not first and other.defense.beta == 0.5 and other.classifier is first.classifier
+    predictor.forget_models()
+    assert predictor.victim_for(model, policy) is not first

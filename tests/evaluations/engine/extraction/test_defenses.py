@@ -74,6 +74,31 @@ def test_reverse_sigmoid_changes_the_probabilities_but_keeps_argmax(batch):
     np.testing.assert_array_equal(out.argmax(axis=1), batch.argmax(axis=1))
 
 
+def test_reverse_sigmoid_row_by_row_matches_the_array_formula(batch, monkeypatch):
+    from evaluations.engine.extraction import defenses
+
+    rows = reverse_sigmoid(batch, beta=0.7, gamma=1.2)  # 10 classes: Python floats, row by row
+    monkeypatch.setattr(defenses, "_ROW_WISE_CLASSES", 1)
+    array = reverse_sigmoid(batch, beta=0.7, gamma=1.2)  # the numpy path
+    np.testing.assert_allclose(rows, array, rtol=0, atol=1e-15)
+    np.testing.assert_array_equal(rows.argmax(axis=1), array.argmax(axis=1))
+
+
+def test_reverse_sigmoid_answers_a_row_alike_alone_and_in_a_batch(batch):
+    whole = reverse_sigmoid(batch, beta=0.7, gamma=1.2)
+    for i in (0, 5, 63):
+        np.testing.assert_array_equal(reverse_sigmoid(batch[i : i + 1], beta=0.7, gamma=1.2)[0], whole[i])
+
+
+def test_reverse_sigmoid_refuses_non_finite_rows_and_one_hots_a_dead_row():
+    with pytest.raises(InvalidConfigError, match="NaN or infinite"):
+        reverse_sigmoid(np.array([[0.5, np.nan]]), beta=0.7, gamma=1.2)
+    # a row that is not a distribution, with beta far outside the monotone range: every class is pushed to 0, so
+    # the row falls back to the one-hot of its top class
+    out = reverse_sigmoid(np.array([[0.9, 0.95]]), beta=50.0, gamma=1.0)
+    np.testing.assert_array_equal(out, [[0.0, 1.0]])
+
+
 def test_reverse_sigmoid_outside_its_guarantee_says_so():
     assert not ReverseSigmoid(beta=2.0, gamma=1.0).keeps_top1
     assert not ReverseSigmoid(beta=0.5, gamma=0.5).keeps_top1

@@ -366,3 +366,12 @@ def test_the_growing_sets_threshold_is_the_mean_minus_std_of_its_distances_also_
             assert kept.tolist() == values[:i]
             assert abs(float(kept.mean() - kept.std()) - expected) < 1e-12
     assert legacy_empty.keep_distance(0.5).tolist() == [0.5] and legacy_empty.keep_distance(1.5).tolist() == [0.5, 1.5]
+
+
+@pytest.mark.parametrize("n", [3, 4, 51, 300, 5000])
+def test_the_shapiro_wilk_statistic_is_scipys_to_the_bit(n):
+    from evaluations.engine.extraction.detection import _shapiro_w
+
+    rng = np.random.default_rng(n)
+    for values in (rng.normal(size=n) ** 2, np.round(rng.exponential(size=n), 1) + 0.5):
+        assert _shapiro_w(values) == float(shapiro(values).statistic)
