@@ -174,14 +174,17 @@ def decode_record(record: bytes) -> tuple[np.ndarray, np.ndarray | None, int, fl
         offset += 4 * n_probs
     dtype = np.int32 if kind == b"i" else np.float32
     x = np.frombuffer(record, dtype=dtype, count=n_values, offset=offset).astype(np.float64)
-    measured = None
-    if judged:
-        measured = _measurement()(
-            distance=None if math.isnan(distance) else distance,
-            edit=None if edit < 0 else bool(edit),
-            uncertain=None if uncertain < 0 else bool(uncertain),
-        )
+    measured = _measured(distance, edit, uncertain) if judged else None
     return x, probs, int(label), float(timestamp), measured
+
+
+def _measured(distance: float, edit: int, uncertain: int) -> Any:
+    """The QueryMeasurement a judged record's header holds."""
+    return _measurement()(
+        distance=None if math.isnan(distance) else distance,
+        edit=None if edit < 0 else bool(edit),
+        uncertain=None if uncertain < 0 else bool(uncertain),
+    )
 
 
 # --- the shared log: Redis (one Lua script) or any other Django cache (one process) ----------------------
@@ -462,6 +465,16 @@ class _Local:
         """Take in one record: replayed from its measurement when another process judged it, else judged here.
         Returns the record marked with the measurement."""
         detector = self._detector()
+        timestamp, label, n_probs, n_values, kind, judged, distance, edit, uncertain = _HEADER.unpack_from(record)
+        if judged and kind == b"f" and self.config.inputs != "tokens":  # the common case: straight from the bytes
+            probs = None
+            if n_probs:
+                probs = np.frombuffer(record, dtype=np.float32, count=n_probs, offset=_HEADER.size)
+            x = np.frombuffer(record, dtype=np.float32, count=n_values, offset=_HEADER.size + 4 * n_probs)
+            measured = _measured(distance, edit, uncertain)
+            predicted = label if probs is None else int(probs.argmax())
+            detector.take_judged(self.client_id, x, probs, predicted, measured, timestamp=timestamp)
+            return record
         x, probs, label, timestamp, measured = decode_record(record)
         if measured is not None:
             detector.take(self.client_id, x, probs, measured, label=label, timestamp=timestamp)

@@ -333,9 +333,8 @@ class _History(_GrowingSet):
         within ``max_change`` despite float32 rounding; the exact distances are then computed for the rows kept
         only, nearest first. The answer is the exact test's.
         """
-        earlier = self.rows
-        scales = self.row_scales()
         if self.tokens:  # fraction of words changed: L1 of the word counts over their total
+            earlier, scales = self.rows, self.row_scales()
             query = stored.astype(np.float32)
             change = np.abs(earlier.astype(np.float32) - query).sum(axis=1) / np.maximum(scales + query.sum(), 1.0)
             changed = change[change > 0]
@@ -348,8 +347,9 @@ class _History(_GrowingSet):
         dim = self.dim
         norm = np.sqrt(stored.dot(stored))  # what np.linalg.norm computes for a vector, without its checks
         if norm < 2e-12:  # the exact test's mean norm is clamped at 1e-12 for (near) zero pairs: screen as it does
+            scales = self.row_scales()
             half = np.maximum((scales + norm) / 2, 1e-12)
-            rank = (scales * scales + norm * norm - 2 * (earlier @ stored)) / (half * half)
+            rank = (scales * scales + norm * norm - 2 * (self.rows @ stored)) / (half * half)
             kept = np.flatnonzero(rank <= max_change * max_change + _SCREEN_SLACK * dim)
         else:
             k = (max_change * max_change + _SCREEN_SLACK * dim) / 4
@@ -365,10 +365,13 @@ class _History(_GrowingSet):
             kept = kept[np.argsort(rank[kept], kind="stable")]
         for rows in (kept[:_EDIT_FIRST_ROWS], kept[_EDIT_FIRST_ROWS:]):
             if rows.size:
-                half = np.maximum((scales[rows] + norm) / 2, 1e-12)
-                diff = earlier[rows] - stored
+                selected = self.data[rows]  # [e, |e|^2, |e|] of each row kept
+                half = (selected[:, dim + 1] + norm) / 2
+                if norm < 2e-12:  # elsewhere the mean norm is at least 1e-12 already
+                    half = np.maximum(half, 1e-12)
+                diff = selected[:, :dim] - stored
                 change = np.sqrt(np.einsum("ij,ij->i", diff, diff)) / half
-                if ((change > 0) & (change <= max_change)).any():
+                if change[change <= max_change].any():  # a change within the bound that is not 0 (a repeat)
                     return True
         return False
 
@@ -522,11 +525,46 @@ class ExtractionDetector:
         """Judge a query (``measured`` None) or replay one (see :meth:`replay`) without building the client's
         :class:`DetectionState`; returns what was measured. For callers that feed many queries and read the state
         (:meth:`state`) once, after the last."""
-        config = self.config
+        client = self._client(client_id)
+        vector, raw, tokens = _vector(x, self.config)
+        self._check_dim(client, client_id, vector)
+        p = None if probs is None else np.asarray(_numpy(probs), dtype=np.float64).reshape(-1)
+        if p is not None and (p.size < 2 or not _finite(p)):
+            raise EngineInputError(f"probs must be a finite probability vector of at least 2 classes; got {p!r}.")
+        if p is None and label is None:
+            raise EngineInputError("Pass the victim's probabilities or, for label-only victims, its label.")
+        predicted = int(p.argmax()) if p is not None else int(label)  # type: ignore[arg-type]
+        now = time.time() if timestamp is None else float(timestamp)
+        distance, edit, uncertain = self._take(client, vector, raw, tokens, p, predicted, measured, now)
+        return QueryMeasurement(distance=distance, edit=edit, uncertain=uncertain)
+
+    def take_judged(
+        self,
+        client_id: str,
+        x: np.ndarray,
+        probs: np.ndarray | None,
+        predicted: int,
+        measured: QueryMeasurement,
+        *,
+        timestamp: float,
+    ) -> None:
+        """:meth:`replay` a dense query that a detector of the same config judged (and so checked): ``x`` the flattened
+        float input (float32 is enough: PRADA keeps float64 copies, the edit monitor float32), ``probs`` the
+        probabilities it saw (None for labels only) and ``predicted`` their argmax (or the label). The same state
+        change as :meth:`take` with ``measured``, without checking and converting again what the judging detector
+        did: the serving monitor replays each answer of the other web processes through it."""
+        client = self._client(client_id)
+        self._check_dim(client, client_id, x)
+        self._take(client, x, x, False, probs, predicted, measured, timestamp)
+
+    def _client(self, client_id: str) -> _Client:
         client = self._clients.get(str(client_id))
         if client is None:
-            client = self._clients[str(client_id)] = _Client(config)
-        vector, raw, tokens = _vector(x, config)
+            client = self._clients[str(client_id)] = _Client(self.config)
+        return client
+
+    @staticmethod
+    def _check_dim(client: _Client, client_id: str, vector: np.ndarray) -> None:
         if client.dim is None:
             client.dim = vector.shape[0]
         elif vector.shape[0] != client.dim:
@@ -534,16 +572,22 @@ class ExtractionDetector:
                 f"Client {client_id!r} sent inputs of {client.dim} values before and now {vector.shape[0]}; "
                 "use one detector per model."
             )
-        p = None if probs is None else np.asarray(_numpy(probs), dtype=np.float64).reshape(-1)
-        if p is not None and (p.size < 2 or not _finite(p)):
-            raise EngineInputError(f"probs must be a finite probability vector of at least 2 classes; got {p!r}.")
-        if p is None and label is None:
-            raise EngineInputError("Pass the victim's probabilities or, for label-only victims, its label.")
-        predicted = int(p.argmax()) if p is not None else int(label)  # type: ignore[arg-type]
-        client.queries += 1
 
+    def _take(
+        self,
+        client: _Client,
+        vector: np.ndarray,
+        raw: np.ndarray,
+        tokens: bool,
+        p: np.ndarray | None,
+        predicted: int,
+        measured: QueryMeasurement | None,
+        now: float,
+    ) -> tuple[float | None, bool | None, bool | None]:
+        """One query through every monitor and the vote: ``(distance, edit, uncertain)`` as measured or replayed."""
+        config = self.config
+        client.queries += 1
         prada_w, prada_flag, distance = self._prada(client, vector, predicted, tokens=tokens, measured=measured)
-        now = time.time() if timestamp is None else float(timestamp)
         client.times.append(now)
         while client.times and client.times[0] <= now - config.volume_window:
             client.times.popleft()
@@ -558,7 +602,7 @@ class ExtractionDetector:
             if len(votes) >= config.min_votes:
                 client.first_flagged_at = client.queries
                 client.flagged_by = votes
-        return QueryMeasurement(distance=distance, edit=edit, uncertain=uncertain)
+        return distance, edit, uncertain
 
     def state(self, client_id: str) -> DetectionState | None:
         """The client's standing after its latest query (None for a client never seen)."""
@@ -568,7 +612,10 @@ class ExtractionDetector:
         prada_w, prada_flag, volume_flag, fraction, entropy_flag, edit_fraction, edit_flag = getattr(
             client, "latest", (None, False, False, None, False, None, False)
         )
-        return DetectionState(
+        # Filled in directly: the serving monitor reads a state on every request, and a frozen dataclass's __init__
+        # sets its 14 fields one object.__setattr__ call at a time (the fields and their values are the same).
+        state = object.__new__(DetectionState)
+        state.__dict__.update(
             client_id=str(client_id),
             queries=client.queries,
             flagged=client.first_flagged_at is not None,
@@ -584,6 +631,7 @@ class ExtractionDetector:
             edit_fraction=edit_fraction,
             edits_flagged=edit_flag,
         )
+        return state
 
     def observe_batch(
         self,
@@ -667,7 +715,10 @@ class ExtractionDetector:
         # word counts fit in uint8 (clipped at 255), float inputs in float32: the history is the largest part
         # of a client's state, O(queries x input size); the query is compared at the stored precision, so an
         # exact repeat has change 0
-        stored = np.clip(raw, 0, 255).astype(np.uint8) if tokens else raw.astype(np.float32)
+        if tokens:
+            stored = np.clip(raw, 0, 255).astype(np.uint8)
+        else:
+            stored = raw if raw.dtype == np.float32 else raw.astype(np.float32)
         history = client.history
         if history is None:
             history = client.history = _History(raw.shape[0], stored.dtype, tokens=tokens)

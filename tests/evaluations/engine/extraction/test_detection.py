@@ -330,6 +330,24 @@ def test_a_detector_replaying_measurements_reaches_the_judging_detectors_state(v
         assert judged_w is not None and replaying.observe(*last, timestamp=float(n)).prada_w == judged_w
 
 
+def test_taking_a_judged_float32_query_moves_the_state_as_a_replay_does(victim_model, digits):
+    stream = _attack_stream(victim_model, digits, RandomQueries())
+    judging, replaying, taking = ExtractionDetector(), ExtractionDetector(), ExtractionDetector()
+    for i in range(len(stream.x)):
+        x32 = np.asarray(stream.x[i], dtype=np.float32).reshape(-1)
+        p32 = np.asarray(stream.probs[i], dtype=np.float32)
+        measured = judging.judge("c", x32.astype(np.float64), p32.astype(np.float64), timestamp=float(i))[1]
+        replaying.replay("c", x32.astype(np.float64), p32.astype(np.float64), measured, timestamp=float(i))
+        taking.take_judged("c", x32, p32, int(p32.argmax()), measured, timestamp=float(i))
+        assert taking.state("c") == replaying.state("c"), i
+    a, b = replaying.client_state("c"), taking.client_state("c")
+    assert np.array_equal(a.distances[: a.n_distances], b.distances[: b.n_distances])
+    assert np.array_equal(a.history.data[: a.history.size], b.history.data[: b.history.size])
+    for c, growing in a.classes.items():
+        assert np.array_equal(growing.data[: growing.size], b.classes[c].data[: b.classes[c].size])
+        assert b.classes[c].data.dtype == np.float64 and growing.threshold == b.classes[c].threshold
+
+
 def test_a_replayed_query_follows_the_measurement_where_the_views_differed():
     from evaluations.engine.extraction.detection import QueryMeasurement
 
@@ -375,3 +393,16 @@ def test_the_shapiro_wilk_statistic_is_scipys_to_the_bit(n):
     rng = np.random.default_rng(n)
     for values in (rng.normal(size=n) ** 2, np.round(rng.exponential(size=n), 1) + 0.5):
         assert _shapiro_w(values) == float(shapiro(values).statistic)
+
+
+def test_a_state_is_a_whole_frozen_detection_state():
+    import dataclasses
+
+    from evaluations.engine.extraction.detection import DetectionState
+
+    detector = ExtractionDetector()
+    state = detector.observe("c", np.zeros(4), np.array([0.9, 0.1]), timestamp=0.0)
+    fields = {f.name: getattr(state, f.name) for f in dataclasses.fields(DetectionState)}
+    assert state == DetectionState(**fields) and set(vars(state)) == set(fields)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        state.queries = 2
