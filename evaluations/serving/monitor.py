@@ -65,7 +65,7 @@ STATE_TTL = 7 * 24 * 3600
 #: process near 180 MB; a key dropped from the LRU replays its log (up to 2,000 records, about a second) once.
 MAX_LOCAL_KEYS = 256
 
-_CONFIGS: dict[str, Any] = {}
+_CONFIGS: dict[tuple[float, float], Any] = {}
 
 # A record: timestamp (float64), label (int64), number of probabilities, number of input values, input kind
 # (b"f": float32 values, b"i": int32 values of an integral input), whether the answering process judged it and,
@@ -82,16 +82,32 @@ def detector_config(*, prada_threshold: float = 0.92, entropy_max_fraction: floa
     """The detector's thresholds: the engine's defaults (calibrated on digits) with the deployment's two."""
     from evaluations.engine.extraction.detection import DetectorConfig
 
-    key = f"{prada_threshold}:{entropy_max_fraction}"
-    if key not in _CONFIGS:
-        _CONFIGS[key] = DetectorConfig(prada_threshold=prada_threshold, entropy_max_fraction=entropy_max_fraction)
-    return _CONFIGS[key]
+    key = (prada_threshold, entropy_max_fraction)
+    found = _CONFIGS.get(key)
+    if found is None:
+        found = _CONFIGS[key] = DetectorConfig(
+            prada_threshold=prada_threshold, entropy_max_fraction=entropy_max_fraction
+        )
+    return found
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def _state_key(deployment_id: int, key_id: int, config: Any = None) -> str:
     # New thresholds start the key's stream afresh (a flag is sticky within one detector config).
-    suffix = "" if config is None else f":{config.prada_threshold}:{config.entropy_max_fraction}"
+    suffix = ""
+    if config is not None:
+        thresholds = (config.prada_threshold, config.entropy_max_fraction)
+        suffix = _SUFFIXES.get(thresholds)
+        if suffix is None:  # formatting floats costs more than the rest of the name: once per thresholds
+            # as floats, so that thresholds 1 and 1.0 (equal, so one cached config) name one log in every process
+            suffix = _SUFFIXES[thresholds] = f":{_float(thresholds[0])}:{_float(thresholds[1])}"
     return f"serve:monitor{_LOG_VERSION}:{deployment_id}:{key_id}{suffix}"
+
+
+_SUFFIXES: dict[tuple[Any, Any], str] = {}
 
 
 # --- records ------------------------------------------------------------------------------------------

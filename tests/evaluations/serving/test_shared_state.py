@@ -480,3 +480,10 @@ def test_a_batch_longer_than_lua_can_unpack_at_once_is_logged_whole(backend):
     x = np.random.default_rng(1).uniform(0.0, 1.0, size=(2500, 4))
     state = monitor.observe(1, 12, x, None, [0] * 2500, config=config, local=monitor.LocalMonitor())
     assert state.queries == 2500 and monitor.log_length(monitor._state_key(1, 12, config)) == 2500
+
+
+def test_equal_thresholds_name_one_log_however_they_are_written():
+    as_int = monitor._state_key(1, 2, monitor.detector_config(prada_threshold=1, entropy_max_fraction=0.3))
+    as_float = monitor._state_key(1, 2, monitor.detector_config(prada_threshold=1.0, entropy_max_fraction=0.3))
+    assert as_int == as_float == "serve:monitor2:1:2:1.0:0.3"
+    assert monitor._state_key(1, 2, monitor.detector_config(prada_threshold=0.9)) == "serve:monitor2:1:2:0.9:0.3"
