@@ -119,8 +119,8 @@ def encode_records(x: Any, seen: Any, labels: Any, timestamp: float) -> list[byt
 
 
 def _encoded(x: Any, seen: Any, labels: Any, timestamp: float) -> list[tuple[bytes, np.ndarray, np.ndarray | None]]:
-    """Per input of the batch: its record, and the input and probabilities as :func:`decode_record` reads them back
-    (so the process that answered judges exactly what the others will replay)."""
+    """Per input of the batch: its record, and the input and probabilities as the record holds them (float32 or int32
+    values, float32 probabilities), so the process that answered judges exactly what the others will replay."""
     batch = np.asarray(x).reshape(len(x), -1)
     probabilities = None if seen is None else np.asarray(seen, dtype=np.float32).reshape(len(x), -1)
     encoded = []
@@ -141,7 +141,7 @@ def _encoded(x: Any, seen: Any, labels: Any, timestamp: float) -> list[tuple[byt
         kind = b"i" if integral else b"f"
         header = _HEADER.pack(float(timestamp), int(labels[i]), n_probs, values.size, kind, False, math.nan, -1, -1)
         record = header + (b"" if probs is None else probs.tobytes()) + values.tobytes()
-        encoded.append((record, values.astype(np.float64), None if probs is None else probs.astype(np.float64)))
+        encoded.append((record, values, probs))
     return encoded
 
 
@@ -489,7 +489,7 @@ class _Local:
             x = np.frombuffer(record, dtype=np.float32, count=n_values, offset=_HEADER.size + 4 * n_probs)
             measured = _measured(distance, edit, uncertain)
             predicted = label if probs is None else int(probs.argmax())
-            detector.take_judged(self.client_id, x, probs, predicted, measured, timestamp=timestamp)
+            detector.take_checked(self.client_id, x, probs, predicted, measured, timestamp=timestamp)
             return record
         x, probs, label, timestamp, measured = decode_record(record)
         if measured is not None:
@@ -498,10 +498,16 @@ class _Local:
         return with_measurement(record, detector.take(self.client_id, x, probs, label=label, timestamp=timestamp))
 
     def judge_answered(self, record: bytes, x: np.ndarray, probs: np.ndarray | None) -> bytes:
-        """Judge a record this process just encoded, from the arrays it was encoded from (as decoded: no decoding);
-        returns it marked with the measurement."""
+        """Judge a record this process just encoded, from the arrays it encoded (``x`` and ``probs`` as the record
+        holds them: no decoding); returns it marked with the measurement."""
+        detector = self._detector()
         timestamp, label = _HEADER.unpack_from(record)[:2]
-        measured = self._detector().take(self.client_id, x, probs, label=label, timestamp=timestamp)
+        if x.dtype == np.float32 and self.config.inputs != "tokens":  # checked when parsed: no second check
+            predicted = label if probs is None else int(probs.argmax())
+            measured = detector.take_checked(self.client_id, x, probs, predicted, timestamp=timestamp)
+        else:
+            p64 = None if probs is None else probs.astype(np.float64)
+            measured = detector.take(self.client_id, x.astype(np.float64), p64, label=label, timestamp=timestamp)
         return with_measurement(record, measured)
 
     def read(self, epoch: str, start: int, records: list[bytes]) -> None:

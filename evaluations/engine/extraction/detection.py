@@ -538,24 +538,29 @@ class ExtractionDetector:
         distance, edit, uncertain = self._take(client, vector, raw, tokens, p, predicted, measured, now)
         return QueryMeasurement(distance=distance, edit=edit, uncertain=uncertain)
 
-    def take_judged(
+    def take_checked(
         self,
         client_id: str,
         x: np.ndarray,
         probs: np.ndarray | None,
         predicted: int,
-        measured: QueryMeasurement,
+        measured: QueryMeasurement | None = None,
         *,
         timestamp: float,
-    ) -> None:
-        """:meth:`replay` a dense query that a detector of the same config judged (and so checked): ``x`` the flattened
-        float input (float32 is enough: PRADA keeps float64 copies, the edit monitor float32), ``probs`` the
-        probabilities it saw (None for labels only) and ``predicted`` their argmax (or the label). The same state
-        change as :meth:`take` with ``measured``, without checking and converting again what the judging detector
-        did: the serving monitor replays each answer of the other web processes through it."""
+    ) -> QueryMeasurement:
+        """:meth:`take` for a dense query its caller has already checked: ``x`` the flattened, finite float input
+        (float32 is enough: PRADA measures and keeps it in float64, the edit monitor in float32, both exactly as the
+        float64 of the same values), ``probs`` the probabilities ``(C,)`` (None for labels only) and ``predicted``
+        their argmax (or the label). The same state change and measurement as :meth:`take`, without checking and
+        converting the input again: the serving monitor judges each answer, and replays the other web processes'
+        answers from their measurement (``measured``), through it. Returns what was measured (``measured`` itself
+        when replaying)."""
         client = self._client(client_id)
         self._check_dim(client, client_id, x)
-        self._take(client, x, x, False, probs, predicted, measured, timestamp)
+        distance, edit, uncertain = self._take(client, x, x, False, probs, predicted, measured, timestamp)
+        if measured is not None:
+            return measured
+        return QueryMeasurement(distance=distance, edit=edit, uncertain=uncertain)
 
     def _client(self, client_id: str) -> _Client:
         client = self._clients.get(str(client_id))
@@ -758,7 +763,7 @@ def _normalised_entropy(p: np.ndarray) -> float:
     nothing is left). Short vectors (the usual handful of classes) in plain floats: numpy's per-call overhead is
     most of the cost there."""
     if p.size > 64:
-        p = np.maximum(p, 0.0)
+        p = np.maximum(p.astype(np.float64, copy=False), 0.0)
         total = p.sum()
         p = p / total if total > 0 else np.full_like(p, 1.0 / p.size)
         nz = p[p > 0]

@@ -330,15 +330,20 @@ def test_a_detector_replaying_measurements_reaches_the_judging_detectors_state(v
         assert judged_w is not None and replaying.observe(*last, timestamp=float(n)).prada_w == judged_w
 
 
-def test_taking_a_judged_float32_query_moves_the_state_as_a_replay_does(victim_model, digits):
-    stream = _attack_stream(victim_model, digits, RandomQueries())
-    judging, replaying, taking = ExtractionDetector(), ExtractionDetector(), ExtractionDetector()
+@pytest.mark.parametrize("strategy", ["random", "jacobian"])
+def test_checked_float32_queries_are_judged_and_replayed_as_their_float64_values(victim_model, digits, strategy):
+    attacker = RandomQueries() if strategy == "random" else JacobianAugmentation(seed_size=50)
+    stream = _attack_stream(victim_model, digits, attacker, pool=digits[0])
+    judging, checking, replaying, taking = (ExtractionDetector() for _ in range(4))
     for i in range(len(stream.x)):
         x32 = np.asarray(stream.x[i], dtype=np.float32).reshape(-1)
         p32 = np.asarray(stream.probs[i], dtype=np.float32)
-        measured = judging.judge("c", x32.astype(np.float64), p32.astype(np.float64), timestamp=float(i))[1]
-        replaying.replay("c", x32.astype(np.float64), p32.astype(np.float64), measured, timestamp=float(i))
-        taking.take_judged("c", x32, p32, int(p32.argmax()), measured, timestamp=float(i))
+        x64, p64 = x32.astype(np.float64), p32.astype(np.float64)
+        judged, measured = judging.judge("c", x64, p64, timestamp=float(i))
+        assert checking.take_checked("c", x32, p32, int(p32.argmax()), timestamp=float(i)) == measured, i
+        assert checking.state("c") == judged, i  # PRADA's W included
+        replaying.replay("c", x64, p64, measured, timestamp=float(i))
+        assert taking.take_checked("c", x32, p32, int(p32.argmax()), measured, timestamp=float(i)) is measured
         assert taking.state("c") == replaying.state("c"), i
     a, b = replaying.client_state("c"), taking.client_state("c")
     assert np.array_equal(a.distances[: a.n_distances], b.distances[: b.n_distances])
