@@ -196,10 +196,10 @@ def decode_record(record: bytes) -> tuple[np.ndarray, np.ndarray | None, int, fl
 
 def _measured(distance: float, edit: int, uncertain: int) -> Any:
     """The QueryMeasurement a judged record's header holds."""
-    return _measurement()(
-        distance=None if math.isnan(distance) else distance,
-        edit=None if edit < 0 else bool(edit),
-        uncertain=None if uncertain < 0 else bool(uncertain),
+    return _measurement().of(
+        None if math.isnan(distance) else distance,
+        None if edit < 0 else bool(edit),
+        None if uncertain < 0 else bool(uncertain),
     )
 
 

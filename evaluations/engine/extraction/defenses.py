@@ -183,7 +183,7 @@ def _reverse_sigmoid_rows(probs: np.ndarray, beta: float, gamma: float) -> np.nd
         else:  # nothing left: the one-hot of the original top class (the lowest index of a tie)
             top = row.index(max(row))
             out.append([1.0 if i == top else 0.0 for i in range(width)])
-    return np.array(out, dtype=np.float64).reshape(probs.shape)
+    return np.array(out, dtype=np.float64) if out else np.empty(probs.shape)
 
 
 def gaussian_noise(probs: np.ndarray, std: float, seed: int) -> np.ndarray:

@@ -253,6 +253,14 @@ class QueryMeasurement:
     edit: bool | None
     uncertain: bool | None
 
+    @classmethod
+    def of(cls, distance: float | None, edit: bool | None, uncertain: bool | None) -> QueryMeasurement:
+        """The same as ``QueryMeasurement(distance, edit, uncertain)``, filled in directly: a frozen dataclass sets each
+        field through ``object.__setattr__``, and the serving monitor makes two of these per request."""
+        measured = object.__new__(cls)
+        measured.__dict__.update(distance=distance, edit=edit, uncertain=uncertain)
+        return measured
+
 
 def _appended(buffer: np.ndarray, n: int, value: Any) -> np.ndarray:
     """``buffer`` (its first ``n`` rows in use) with ``value`` as row ``n``: written in place, or into a copy of
@@ -325,7 +333,7 @@ class _History(_GrowingSet):
         """The scale of each stored query ``(size,)``."""
         return self.scales[: self.size] if self.tokens else self.data[: self.size, self.dim + 1]
 
-    def is_edit(self, stored: np.ndarray, max_change: float) -> bool:
+    def is_edit(self, stored: np.ndarray, max_change: float, norm: np.floating | None = None) -> bool:
         """Whether ``stored`` (a row as the history keeps it) is a small edit of an earlier row: its relative change
         to some earlier row is in ``(0, max_change]`` (exact repeats are not edits).
 
@@ -345,7 +353,8 @@ class _History(_GrowingSet):
         # [-2q, 1 - k, -2k|q|]. float32 rounding moves either side by at most about (dim + 3) eps (|e| + |q|)^2,
         # and the slack adds 64 dim eps (|e| + |q|)^2 (_SCREEN_SLACK).
         dim = self.dim
-        norm = np.sqrt(stored.dot(stored))  # what np.linalg.norm computes for a vector, without its checks
+        if norm is None:
+            norm = _norm(stored)
         if norm < 2e-12:  # the exact test's mean norm is clamped at 1e-12 for (near) zero pairs: screen as it does
             scales = self.row_scales()
             half = np.maximum((scales + norm) / 2, 1e-12)
@@ -375,7 +384,8 @@ class _History(_GrowingSet):
                     return True
         return False
 
-    def add(self, x: np.ndarray) -> None:
+    def add(self, x: np.ndarray, norm: np.floating | None = None) -> None:
+        """Append a row; ``norm``, when known, is :func:`_norm` of its float32 values (float rows)."""
         n = self.size
         if n == self.data.shape[0]:
             self.data = np.concatenate([self.data, np.empty_like(self.data)])
@@ -385,9 +395,9 @@ class _History(_GrowingSet):
             self.scales = _appended(self.scales, n, np.float32(row.sum(dtype=np.float32)))
         else:
             dim = self.dim
-            values = row[:dim]
-            values[:] = x
-            norm = np.sqrt(values.dot(values))  # float32, as is_edit computes a query's
+            row[:dim] = x
+            if norm is None:
+                norm = _norm(row[:dim])
             row[dim] = norm * norm
             row[dim + 1] = norm
         self.size = n + 1
@@ -536,7 +546,7 @@ class ExtractionDetector:
         predicted = int(p.argmax()) if p is not None else int(label)  # type: ignore[arg-type]
         now = time.time() if timestamp is None else float(timestamp)
         distance, edit, uncertain = self._take(client, vector, raw, tokens, p, predicted, measured, now)
-        return QueryMeasurement(distance=distance, edit=edit, uncertain=uncertain)
+        return QueryMeasurement.of(distance, edit, uncertain)
 
     def take_checked(
         self,
@@ -560,7 +570,7 @@ class ExtractionDetector:
         distance, edit, uncertain = self._take(client, x, x, False, probs, predicted, measured, timestamp)
         if measured is not None:
             return measured
-        return QueryMeasurement(distance=distance, edit=edit, uncertain=uncertain)
+        return QueryMeasurement.of(distance, edit, uncertain)
 
     def _client(self, client_id: str) -> _Client:
         client = self._clients.get(str(client_id))
@@ -731,11 +741,14 @@ class ExtractionDetector:
             history = client.history = _History.of(history, tokens=tokens)
         if measured is not None:  # None: the judging detector had no earlier query, so no vote
             edit = measured.edit
+            history.add(stored)
         else:
-            edit = history.is_edit(stored, config.edit_max_change) if history.size else None
+            # a float query's norm serves the edit test and its row (float32, as both compute it)
+            norm = None if tokens else _norm(stored)
+            edit = history.is_edit(stored, config.edit_max_change, norm) if history.size else None
+            history.add(stored, norm)
         if edit is not None:
             client.edits.append(edit)
-        history.add(stored)
         if len(client.edits) < config.edit_window:
             return None, False, edit
         fraction = sum(client.edits) / len(client.edits)
@@ -768,10 +781,20 @@ def _normalised_entropy(p: np.ndarray) -> float:
         p = p / total if total > 0 else np.full_like(p, 1.0 / p.size)
         nz = p[p > 0]
         return float(-(nz * np.log(nz)).sum() / math.log(p.size))
-    values = [v if v > 0.0 else 0.0 for v in p.tolist()]
-    total = sum(values)
-    q = [v / total for v in values] if total > 0 else [1.0 / len(values)] * len(values)
-    return -sum(v * math.log(v) for v in q if v > 0) / math.log(len(q))
+    values = p.tolist()
+    total = 0.0
+    for v in values:  # NaN fails the test too: it counts as 0, as a negative does
+        if v > 0.0:
+            total += v
+    if not total > 0:  # nothing left: uniform
+        values, total = [1.0] * len(values), float(len(values))
+    h = 0.0
+    for v in values:  # in one pass: the same terms, added in the same order, as -sum(q log q) over q = v / total > 0
+        if v > 0.0:
+            q = v / total
+            if q > 0.0:
+                h += q * math.log(q)
+    return -h / math.log(len(values))
 
 
 def _shapiro_w(values: np.ndarray) -> float:
@@ -785,6 +808,11 @@ def _shapiro_w(values: np.ndarray) -> float:
     y -= values[values.size // 2]  # scipy shifts by the middle value in input order (its gh-15777)
     w, _, _ = _swilk(y, np.zeros(values.size // 2), 0)
     return float(w)
+
+
+def _norm(values: np.ndarray) -> np.floating:
+    """The L2 norm of a float32 vector, in float32: what ``np.linalg.norm`` computes for one, without its checks."""
+    return np.sqrt(values.dot(values))
 
 
 def _finite(array: np.ndarray) -> bool:

@@ -183,9 +183,9 @@ def test_each_answer_is_measured_once_the_other_processes_replay_its_measurement
         measured["distances"] += 1
         return min_distance(self, x)
 
-    def counting_edit(self, stored, max_change):
+    def counting_edit(self, stored, max_change, norm=None):
         measured["edits"] += 1
-        return is_edit(self, stored, max_change)
+        return is_edit(self, stored, max_change, norm)
 
     monkeypatch.setattr(detection._GrowingSet, "min_distance", counting_distance)
     monkeypatch.setattr(detection._History, "is_edit", counting_edit)

@@ -411,3 +411,15 @@ def test_a_state_is_a_whole_frozen_detection_state():
     assert state == DetectionState(**fields) and set(vars(state)) == set(fields)
     with pytest.raises(dataclasses.FrozenInstanceError):
         state.queries = 2
+
+
+@pytest.mark.parametrize("values", [(0.5, True, False), (None, None, None), (0.0, False, True)])
+def test_a_measurement_made_directly_is_the_dataclass(values):
+    import dataclasses
+
+    from evaluations.engine.extraction.detection import QueryMeasurement
+
+    made = QueryMeasurement.of(*values)
+    assert made == QueryMeasurement(*values) and hash(made) == hash(QueryMeasurement(*values))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.edit = None
