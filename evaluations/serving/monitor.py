@@ -61,6 +61,8 @@ logger = logging.getLogger(__name__)
 
 HISTORY_LIMIT = 2000
 STATE_TTL = 7 * 24 * 3600
+#: How often each process renews a key's log ttls (seconds): a log in use can only expire after STATE_TTL less this.
+RENEW_EVERY = 600.0
 #: Local detectors per process. A key at the full history holds about 0.7 MB (digits), so 256 keys bound a
 #: process near 180 MB; a key dropped from the LRU replays its log (up to 2,000 records, about a second) once.
 MAX_LOCAL_KEYS = 256
@@ -207,20 +209,23 @@ def _measured(distance: float, edit: int, uncertain: int) -> Any:
 
 # One exchange with a key's log, atomic. KEYS[1]: the key's epoch entry (its log is "<KEYS[1]>:<epoch>");
 # KEYS[2..4]: the rate-limit windows, when the exchange charges them; then the epoch entries of the parked
-# groups. ARGV: 1 the caller's applied index, 2 its epoch, 3 history limit, 4 ttl, 5 a fresh epoch id, 6 "1"
-# to charge the windows, 7..13 (when charging) n and each window's limit and ttl; then the number of parked
+# groups. ARGV: 1 the caller's applied index, 2 its epoch, 3 history limit, 4 ttl, 5 a fresh epoch id, 6 flags (1:
+# charge the windows, 2: renew ttls), 7..13 (when charging) n and each window's limit and ttl; then the number of parked
 # groups and, per group, its epoch, its number of records and the records; then the number of records to
 # append now and the records. In that order: the parked groups are appended (each to its own key's log, only
 # if that log is still in the group's epoch); the windows are charged (a refusal stops there: nothing read,
 # nothing appended now); the records are appended; the key's log is read from the applied index (from 0 on a
 # new epoch or a log shorter than that index). A log at the history limit starts a new epoch before an append.
-# Every epoch entry and log written or read has its ttl renewed, once. Returns one flat list: {refused (0 or the
+# An epoch entry or log gets the ttl when it is created; with flag 2, every one written or read has it renewed,
+# once (each process asks at most every RENEW_EVERY seconds per key). Returns one flat list: {refused (0 or the
 # window), epoch, first index read, number of parked groups, then per group its epoch and the index its first
 # record got ("", -1 for a group whose stream is gone), then the records read}.
 _EXCHANGE = (
     ratelimit.CHECK_AND_CHARGE_LUA
     + """
 local limit, ttl, fresh = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
+local flags = tonumber(ARGV[6])
+local charging, renewing = flags % 2 == 1, flags >= 2
 local touched = {}
 
 local function append(epoch_key, epoch, first, last, fresh_epoch)
@@ -229,18 +234,24 @@ local function append(epoch_key, epoch, first, last, fresh_epoch)
   if length >= limit then
     redis.call('DEL', log)
     epoch = fresh_epoch
-    redis.call('SET', epoch_key, epoch)
+    redis.call('SET', epoch_key, epoch, 'EX', ttl)
     log = epoch_key .. ':' .. epoch
     length = 0
   end
   for i = first, last, 1000 do
     redis.call('RPUSH', log, unpack(ARGV, i, math.min(i + 999, last)))
   end
+  if length == 0 then
+    redis.call('EXPIRE', log, ttl)
+  end
   touched[epoch_key] = log
   return epoch, length
 end
 
 local function refresh()
+  if not renewing then
+    return
+  end
   for epoch_key, log in pairs(touched) do
     redis.call('EXPIRE', epoch_key, ttl)
     redis.call('EXPIRE', log, ttl)
@@ -249,7 +260,6 @@ end
 
 local epoch = redis.call('GET', KEYS[1])
 local length = epoch and redis.call('LLEN', KEYS[1] .. ':' .. epoch) or 0
-local charging = ARGV[6] == '1'
 local at = charging and 14 or 7
 local first_parked = charging and 5 or 2
 local groups = tonumber(ARGV[at])
@@ -282,7 +292,7 @@ if charging then
 end
 if not epoch then
   epoch = fresh
-  redis.call('SET', KEYS[1], epoch)
+  redis.call('SET', KEYS[1], epoch, 'EX', ttl)
 end
 local now = tonumber(ARGV[at])
 if now > 0 then
@@ -377,12 +387,13 @@ def _exchange(
     if rediscache.is_redis(backend):
         keys = [backend.make_key(f"{name}:epoch")]
         args: list[Any] = [applied, epoch or "", HISTORY_LIMIT, STATE_TTL, _new_epoch()]
+        renew = 2 if _renewal_due(name) else 0
         if charge is None:
-            args.append(0)
+            args.append(renew)
         else:
             window_keys, window_args = ratelimit.script_keys_and_args(backend, *charge)
             keys += window_keys
-            args += [1, *window_args]
+            args += [1 + renew, *window_args]
         args.append(len(parked))
         for group in parked:
             keys.append(backend.make_key(f"{group.name}:epoch"))
@@ -411,6 +422,23 @@ def _exchange(
             current = _generic_append(name, current, records)[0]  # type: ignore[index]
         start = 0 if current != epoch or length < applied else applied
         return _Exchange(0, flushed, current, start, (backend.get(f"{name}:epoch:{current}") or [])[start:])
+
+
+def _renewal_due(name: str) -> bool:
+    """Whether this exchange with key ``name``'s log should renew the ttls it touches: at most once every
+    ``RENEW_EVERY`` seconds per key and process (a ttl of days needs no renewal per request, and it costs the
+    script two EXPIRE calls per key touched); the first exchange of a key in a process renews."""
+    now = time.monotonic()
+    if now - _renewed.get(name, -math.inf) < RENEW_EVERY:
+        return False
+    if len(_renewed) >= 100_000:
+        _renewed.clear()
+    _renewed[name] = now
+    return True
+
+
+#: Per key name, when this process last asked an exchange to renew the ttls (time.monotonic()).
+_renewed: dict[str, float] = {}
 
 
 def _generic_append(name: str, epoch: str | None, records: list[bytes]) -> tuple[str, int] | None:

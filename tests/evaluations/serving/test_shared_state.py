@@ -487,3 +487,38 @@ def test_equal_thresholds_name_one_log_however_they_are_written():
     as_float = monitor._state_key(1, 2, monitor.detector_config(prada_threshold=1.0, entropy_max_fraction=0.3))
     assert as_int == as_float == "serve:monitor2:1:2:1.0:0.3"
     assert monitor._state_key(1, 2, monitor.detector_config(prada_threshold=0.9)) == "serve:monitor2:1:2:0.9:0.3"
+
+
+def test_monitor_logs_always_carry_a_ttl_renewed_at_most_every_few_minutes(backend, clock, monkeypatch):
+    if backend != "redis":
+        pytest.skip("the Redis script renews ttls; the local-memory cache sets them with every write")
+    import redis
+    from django.core.cache import caches
+
+    raw = redis.Redis.from_url(REDIS_URL)
+    local = monitor.LocalMonitor()
+    monkeypatch.setattr(monitor, "_renewed", {})
+    for i in range(3):
+        _serve(local, 21, _random(1), timestamp=float(i))
+    _serve(local, 22, _random(1), timestamp=3.0)  # also appends key 21's parked answer
+    names = raw.keys(caches["default"].make_key("serve:monitor*"))
+    # both keys' epoch entries and key 21's log (key 22's answer is parked): each with a ttl
+    assert len(names) == 3 and all(0 < raw.ttl(n) <= monitor.STATE_TTL for n in names)
+    # a ttl run down (as days later) is renewed by the first exchange once RENEW_EVERY has passed, not before
+    entry = caches["default"].make_key(monitor._state_key(1, 21, monitor.detector_config()) + ":epoch")
+    log = entry + ":" + raw.get(entry).decode()
+    for name in (entry, log):
+        raw.expire(name, 100)
+    _serve(local, 21, _random(1), timestamp=4.0)
+    assert 0 < raw.ttl(entry) <= 100 and 0 < raw.ttl(log) <= 100
+    monkeypatch.setattr(monitor, "RENEW_EVERY", 0.0)
+    _serve(local, 21, _random(1), timestamp=5.0)
+    assert raw.ttl(entry) > 100 and raw.ttl(log) > 100
+    # a new epoch (the log at the history limit) starts with its ttl, whether or not this exchange renews
+    monkeypatch.setattr(monitor, "RENEW_EVERY", 1e9)
+    monkeypatch.setattr(monitor, "HISTORY_LIMIT", 6)
+    for i in range(6, 10):
+        _serve(local, 21, _random(1), timestamp=float(i))
+    assert not raw.exists(log)  # replaced by the new epoch's log
+    names = raw.keys(caches["default"].make_key("serve:monitor*"))
+    assert len(names) == 4 and all(0 < raw.ttl(n) <= monitor.STATE_TTL for n in names)  # key 22's log is there now
