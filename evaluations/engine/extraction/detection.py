@@ -789,7 +789,7 @@ def _normalised_entropy(p: np.ndarray) -> float:
     if not total > 0:  # nothing left: uniform
         values, total = [1.0] * len(values), float(len(values))
     h = 0.0
-    for v in values:  # in one pass: the same terms, added in the same order, as -sum(q log q) over q = v / total > 0
+    for v in values:  # the same terms, added in the same order, as -sum(q log q) over q = v / total > 0
         if v > 0.0:
             q = v / total
             if q > 0.0:
