@@ -489,9 +489,8 @@ def test_equal_thresholds_name_one_log_however_they_are_written():
     assert monitor._state_key(1, 2, monitor.detector_config(prada_threshold=0.9)) == "serve:monitor2:1:2:0.9:0.3"
 
 
+@pytest.mark.parametrize("backend", ["redis"], indirect=True)  # the local-memory cache sets ttls with every write
 def test_monitor_logs_always_carry_a_ttl_renewed_at_most_every_few_minutes(backend, clock, monkeypatch):
-    if backend != "redis":
-        pytest.skip("the Redis script renews ttls; the local-memory cache sets them with every write")
     import redis
     from django.core.cache import caches
 
