@@ -183,15 +183,20 @@ def _flag(value: bool | None) -> int:
 
 
 def decode_record(record: bytes) -> tuple[np.ndarray, np.ndarray | None, int, float, Any]:
-    """``(x, probabilities or None, label, timestamp, QueryMeasurement or None)`` of one record."""
+    """``(x, probabilities or None, label, timestamp, QueryMeasurement or None)`` of one record, as float64."""
+    x, probs, label, timestamp, measured = _stored(record)
+    return x.astype(np.float64), None if probs is None else probs.astype(np.float64), label, timestamp, measured
+
+
+def _stored(record: bytes) -> tuple[np.ndarray, np.ndarray | None, int, float, Any]:
+    """:func:`decode_record` with the input and probabilities as the record stores them (float32 or int32 values,
+    float32 probabilities: read-only views of its bytes)."""
     timestamp, label, n_probs, n_values, kind, judged, distance, edit, uncertain = _HEADER.unpack_from(record)
-    offset = _HEADER.size
     probs = None
     if n_probs:
-        probs = np.frombuffer(record, dtype=np.float32, count=n_probs, offset=offset).astype(np.float64)
-        offset += 4 * n_probs
+        probs = np.frombuffer(record, dtype=np.float32, count=n_probs, offset=_HEADER.size)
     dtype = np.int32 if kind == b"i" else np.float32
-    x = np.frombuffer(record, dtype=dtype, count=n_values, offset=offset).astype(np.float64)
+    x = np.frombuffer(record, dtype=dtype, count=n_values, offset=_HEADER.size + 4 * n_probs)
     measured = _measured(distance, edit, uncertain) if judged else None
     return x, probs, int(label), float(timestamp), measured
 
@@ -508,35 +513,28 @@ class _Local:
     def judge(self, record: bytes) -> bytes:
         """Take in one record: replayed from its measurement when another process judged it, else judged here.
         Returns the record marked with the measurement."""
-        detector = self._detector()
-        timestamp, label, n_probs, n_values, kind, judged, distance, edit, uncertain = _HEADER.unpack_from(record)
-        if judged and kind == b"f" and self.config.inputs != "tokens":  # the common case: straight from the bytes
-            probs = None
-            if n_probs:
-                probs = np.frombuffer(record, dtype=np.float32, count=n_probs, offset=_HEADER.size)
-            x = np.frombuffer(record, dtype=np.float32, count=n_values, offset=_HEADER.size + 4 * n_probs)
-            measured = _measured(distance, edit, uncertain)
-            predicted = label if probs is None else int(probs.argmax())
-            detector.take_checked(self.client_id, x, probs, predicted, measured, timestamp=timestamp)
-            return record
-        x, probs, label, timestamp, measured = decode_record(record)
+        x, probs, label, timestamp, measured = _stored(record)
         if measured is not None:
-            detector.take(self.client_id, x, probs, measured, label=label, timestamp=timestamp)
+            self._take(x, probs, label, timestamp, measured)
             return record
-        return with_measurement(record, detector.take(self.client_id, x, probs, label=label, timestamp=timestamp))
+        return with_measurement(record, self._take(x, probs, label, timestamp))
 
     def judge_answered(self, record: bytes, x: np.ndarray, probs: np.ndarray | None) -> bytes:
         """Judge a record this process just encoded, from the arrays it encoded (``x`` and ``probs`` as the record
         holds them: no decoding); returns it marked with the measurement."""
-        detector = self._detector()
         timestamp, label = _HEADER.unpack_from(record)[:2]
-        if x.dtype == np.float32 and self.config.inputs != "tokens":  # checked when parsed: no second check
+        return with_measurement(record, self._take(x, probs, label, timestamp))
+
+    def _take(self, x: np.ndarray, probs: np.ndarray | None, label: int, timestamp: float, measured: Any = None) -> Any:
+        """Judge (``measured`` None) or replay one record's arrays as the record stores them. Float inputs were checked
+        when the endpoint parsed them: the detector takes them as they are (``take_checked``); integral ones (int32)
+        and token ids go through its checks as float64."""
+        detector = self._detector()
+        if x.dtype == np.float32 and self.config.inputs != "tokens":
             predicted = label if probs is None else int(probs.argmax())
-            measured = detector.take_checked(self.client_id, x, probs, predicted, timestamp=timestamp)
-        else:
-            p64 = None if probs is None else probs.astype(np.float64)
-            measured = detector.take(self.client_id, x.astype(np.float64), p64, label=label, timestamp=timestamp)
-        return with_measurement(record, measured)
+            return detector.take_checked(self.client_id, x, probs, predicted, measured, timestamp=timestamp)
+        p64 = None if probs is None else probs.astype(np.float64)
+        return detector.take(self.client_id, x.astype(np.float64), p64, measured, label=label, timestamp=timestamp)
 
     def read(self, epoch: str, start: int, records: list[bytes]) -> None:
         """Judge the records read from ``start`` of the log of ``epoch``, in order, but for this process's own."""
