@@ -15,15 +15,21 @@ $(VENV)/.torch: | $(BIN)/python
 	$(PIP) install $(TORCH_SPEC)
 	touch $@
 
-$(VENV)/.installed: pyproject.toml $(VENV)/.torch
+# setup.py builds the extraction detector's C kernels (optional: without a compiler, numpy does the same work).
+BUILD_INPUTS := pyproject.toml setup.py evaluations/engine/extraction/_kernels.c
+
+$(VENV)/.installed: $(BUILD_INPUTS) $(VENV)/.torch
+	scripts/system-packages.sh build
 	$(PIP) install -e .
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml $(VENV)/.torch
+$(VENV)/.installed-test: $(BUILD_INPUTS) $(VENV)/.torch
+	scripts/system-packages.sh build
 	$(PIP) install -e '.[test]'
 	touch $@
 
-$(VENV)/.installed-bench: pyproject.toml $(VENV)/.torch
+$(VENV)/.installed-bench: $(BUILD_INPUTS) $(VENV)/.torch
+	scripts/system-packages.sh build
 	$(PIP) install $(TORCH_SPEC) -e '.[bench]'
 	touch $@
 

@@ -83,6 +83,10 @@ try:  # scipy's compiled Shapiro-Wilk routine, which scipy.stats.shapiro calls
 except ImportError:  # pragma: no cover - a scipy that moved it: the public function, unwrapped
     _swilk = None
 _shapiro = inspect.unwrap(shapiro)
+try:  # the per-query arithmetic in C (_kernels.c), built with the package where a C compiler is at hand
+    from evaluations.engine.extraction import _kernels
+except ImportError:  # pragma: no cover - installed without a compiler: the numpy versions below
+    _kernels = None
 _MONITORS = ("prada", "volume", "entropy", "edits")
 #: The edit monitor's screen (``_History.is_edit``) computes ``|e - q|^2`` as ``|e|^2 + |q|^2 - 2 e.q`` in float32,
 #: off by at most about ``dim * eps * (|e| + |q|)^2``; it keeps rows up to ``256 * dim * eps`` (as a fraction of
@@ -289,6 +293,9 @@ class _GrowingSet:
         self.threshold = 0.0
 
     def min_distance(self, x: np.ndarray) -> float:
+        """The smallest L2 distance of ``x`` (contiguous float32 or float64 values) to the set, in float64."""
+        if _kernels is not None:
+            return _kernels.min_distance(self.data, self.size, x)
         diff = self.data[: self.size] - x
         return float(np.sqrt(np.einsum("ij,ij->i", diff, diff).min()))
 
@@ -340,7 +347,7 @@ class _History(_GrowingSet):
         """The scale of each stored query ``(size,)``."""
         return self.scales[: self.size] if self.tokens else self.data[: self.size, self.dim + 1]
 
-    def is_edit(self, stored: np.ndarray, max_change: float, norm: np.floating | None = None) -> bool:
+    def is_edit(self, stored: np.ndarray, max_change: float, norm: float | np.floating | None = None) -> bool:
         """Whether ``stored`` (a row as the history keeps it) is a small edit of an earlier row: its relative change
         to some earlier row is in ``(0, max_change]`` (exact repeats are not edits).
 
@@ -362,6 +369,8 @@ class _History(_GrowingSet):
         dim = self.dim
         if norm is None:
             norm = _norm(stored)
+        if _kernels is not None:  # the same test, row by row in C (rows the norms rule out are skipped)
+            return _kernels.is_edit(self.data, self.size, dim, stored, float(norm), max_change)
         if norm < 2e-12:  # the exact test's mean norm is clamped at 1e-12 for (near) zero pairs: screen as it does
             scales = self.row_scales()
             half = np.maximum((scales + norm) / 2, 1e-12)
@@ -391,7 +400,7 @@ class _History(_GrowingSet):
                     return True
         return False
 
-    def add(self, x: np.ndarray, norm: np.floating | None = None) -> None:
+    def add(self, x: np.ndarray, norm: float | np.floating | None = None) -> None:
         """Append a row; ``norm``, when known, is :func:`_norm` of its float32 values (float rows)."""
         n = self.size
         if n == self.data.shape[0]:
@@ -545,7 +554,7 @@ class ExtractionDetector:
         client = self._client(client_id)
         vector, raw, tokens = _vector(x, self.config)
         self._check_dim(client, client_id, vector)
-        p = None if probs is None else np.asarray(_numpy(probs), dtype=np.float64).reshape(-1)
+        p = None if probs is None else np.ascontiguousarray(_numpy(probs), dtype=np.float64).reshape(-1)
         if p is not None and (p.size < 2 or not _finite(p)):
             raise EngineInputError(f"probs must be a finite probability vector of at least 2 classes; got {p!r}.")
         if p is None and label is None:
@@ -565,13 +574,13 @@ class ExtractionDetector:
         *,
         timestamp: float,
     ) -> QueryMeasurement:
-        """:meth:`take` for a dense query its caller has already checked: ``x`` the flattened, finite float input
-        (float32 is enough: PRADA measures and keeps it in float64, the edit monitor in float32, both exactly as the
-        float64 of the same values), ``probs`` the probabilities ``(C,)`` (None for labels only) and ``predicted``
-        their argmax (or the label). The same state change and measurement as :meth:`take`, without checking and
-        converting the input again: the serving monitor judges each answer, and replays the other web processes'
-        answers from their measurement (``measured``), through it. Returns what was measured (``measured`` itself
-        when replaying)."""
+        """:meth:`take` for a dense query its caller has already checked: ``x`` the flattened, contiguous, finite
+        float input (float32 is enough: PRADA measures and keeps it in float64, the edit monitor in float32, both
+        exactly as the float64 of the same values), ``probs`` the contiguous probabilities ``(C,)`` (None for labels
+        only) and ``predicted`` their argmax (or the label). The same state change and measurement as :meth:`take`,
+        without checking and converting the input again: the serving monitor judges each answer, and replays the other
+        web processes' answers from their measurement (``measured``), through it. Returns what was measured
+        (``measured`` itself when replaying)."""
         client = self._client(client_id)
         self._check_dim(client, client_id, x)
         distance, edit, uncertain = self._take(client, x, x, False, probs, predicted, measured, timestamp)
@@ -780,6 +789,8 @@ def _normalised_entropy(p: np.ndarray) -> float:
     """``H(p) / log(C)`` of the probabilities ``p`` ``(C,)`` (negatives clipped at 0, renormalised; uniform when
     nothing is left). Short vectors (the usual handful of classes) in plain floats: numpy's per-call overhead is
     most of the cost there."""
+    if _kernels is not None and p.size <= 64:  # the same terms in the same order, in C
+        return _kernels.normalised_entropy(p)
     if p.size > 64:
         p = np.maximum(p.astype(np.float64, copy=False), 0.0)
         total = p.sum()
@@ -806,17 +817,33 @@ def _shapiro_w(values: np.ndarray) -> float:
     """The Shapiro-Wilk ``W`` of a finite 1-D float64 array of at least 3 values: what ``scipy.stats.shapiro``
     computes (the same sorted, shifted values through the same compiled routine), without its axis / NaN-policy
     wrapper, its copies and its result object. PRADA runs it on every query it judges, where those cost several times
-    the test itself."""
+    the test itself. The routine's coefficients depend on the number of values only: they are computed once per
+    count up to ``_SWILK_CACHED`` and passed back in (its ``init`` flag), which halves its cost and changes no bit."""
     if _swilk is None:  # pragma: no cover
         return float(_shapiro(values).statistic)
+    n = values.size
     y = np.sort(values)
-    y -= values[values.size // 2]  # scipy shifts by the middle value in input order (its gh-15777)
-    w, _, _ = _swilk(y, np.zeros(values.size // 2), 0)
+    y -= values[n // 2]  # scipy shifts by the middle value in input order (its gh-15777)
+    a = _SWILK_COEFFICIENTS.get(n)
+    if a is not None:
+        return float(_swilk(y, a, 1)[0])
+    a = np.zeros(n // 2)
+    w, _, fault = _swilk(y, a, 0)
+    if fault == 0 and n <= _SWILK_CACHED:  # the routine filled ``a`` in
+        _SWILK_COEFFICIENTS[n] = a
     return float(w)
 
 
-def _norm(values: np.ndarray) -> np.floating:
+#: Shapiro-Wilk coefficients by number of values (``_shapiro_w``), kept up to this count: at most about 8 MB per
+#: process for every count up to it (a key's stream holds at most ``HISTORY_LIMIT`` queries on the serving path).
+_SWILK_CACHED = 2048
+_SWILK_COEFFICIENTS: dict[int, np.ndarray] = {}
+
+
+def _norm(values: np.ndarray) -> float | np.floating:
     """The L2 norm of a float32 vector, in float32: what ``np.linalg.norm`` computes for one, without its checks."""
+    if _kernels is not None:
+        return _kernels.norm(values)
     return np.sqrt(values.dot(values))
 
 
@@ -828,7 +855,9 @@ def _finite(array: np.ndarray) -> bool:
 
 def _mean_minus_std(values: np.ndarray) -> float:
     """``values.mean() - values.std()``: numpy's own operations in the same order (so the same value), minus
-    the overhead of its generic reductions."""
+    the overhead of its generic reductions (in C where built: the same quantity, summed in another order)."""
+    if _kernels is not None:
+        return _kernels.mean_minus_std(values, values.size)
     mean = values.sum() / values.size
     deviations = values - mean
     return float(mean - math.sqrt((deviations * deviations).sum() / values.size))
@@ -848,7 +877,8 @@ def _vector(x: Tensor | np.ndarray, config: DetectorConfig) -> tuple[np.ndarray,
     if raw.size == 0:
         raise EngineInputError("A query must be a non-empty input.")
     if not tokens:
-        array = np.asarray(raw, dtype=np.float64)  # never written to: PRADA and the edit monitor store copies
+        # contiguous (the C kernels read it as one block); never written to: PRADA and the edit monitor store copies
+        array = np.ascontiguousarray(raw, dtype=np.float64)
         if not _finite(array):
             raise EngineInputError("A query must be a non-empty, finite input.")
         return array, array, False

@@ -20,6 +20,19 @@ from evaluations.engine.extraction.detection import (
     evaluate_detector,
 )
 
+
+@pytest.fixture(autouse=True, params=["c", "numpy"])
+def arithmetic(request, monkeypatch):
+    """Every test runs twice: on the C kernels (``_kernels.c``) and on the numpy versions of the same arithmetic."""
+    from evaluations.engine.extraction import detection
+
+    if request.param == "numpy":
+        monkeypatch.setattr(detection, "_kernels", None)
+    elif detection._kernels is None:
+        pytest.skip("the C kernels are not built here (installed without a compiler); the numpy run covers this")
+    return request.param
+
+
 PRADA_ONLY = DetectorConfig(entropy_max_fraction=None, volume_max_queries=None, edit_max_change=None)
 ATTACK = ExtractionConfig(budgets=(200,), transfer_attack=None, epochs=10, min_steps=100)
 

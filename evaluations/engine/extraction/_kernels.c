@@ -1,0 +1,382 @@
+/*
+ * The extraction detector's per-query arithmetic in C (evaluations.engine.extraction.detection).
+ *
+ * The serving monitor judges every answered query on the request path. In numpy each monitor is a dozen or two
+ * small array operations (a few microseconds each in a busy web worker), which is most of what the guard costs
+ * a request; here each is one call. Every function checks its arguments (dtype, contiguity, sizes) and raises
+ * ValueError or TypeError rather than read out of bounds. Without this module (no C compiler where the package
+ * was installed) detection.py runs its numpy versions, which measure the same quantities (up to float rounding).
+ *
+ * Sums run over eight independent lanes, added up in a fixed order: the result is the same on every machine
+ * and compiler (no FMA contraction, no reassociation), and the loops vectorise on the baseline instruction set.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <float.h>
+#include <math.h>
+#include <string.h>
+
+#define LANES 8
+
+typedef struct {
+    Py_buffer view;
+    char kind; /* 'f' float32, 'd' float64 */
+    Py_ssize_t n; /* items */
+} Array;
+
+static void release(Array *a) {
+    if (a->view.obj != NULL) {
+        PyBuffer_Release(&a->view);
+    }
+}
+
+/* A C-contiguous buffer of float32 or float64 items (``allowed`` lists the kinds accepted). */
+static int get_array(PyObject *obj, Array *out, const char *allowed, const char *name) {
+    memset(out, 0, sizeof(*out));
+    if (PyObject_GetBuffer(obj, &out->view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        PyErr_Format(PyExc_TypeError, "%s must be a C-contiguous numeric array", name);
+        return -1;
+    }
+    const char *format = out->view.format == NULL ? "B" : out->view.format;
+    if (format[0] == '<' || format[0] == '=' || format[0] == '@') {
+        format++;
+    }
+    char kind = 0;
+    if (format[0] == 'f' && format[1] == '\0' && out->view.itemsize == 4) {
+        kind = 'f';
+    } else if (format[0] == 'd' && format[1] == '\0' && out->view.itemsize == 8) {
+        kind = 'd';
+    }
+    if (kind == 0 || strchr(allowed, kind) == NULL) {
+        PyErr_Format(PyExc_TypeError, "%s must hold %s values", name,
+                     strcmp(allowed, "f") == 0 ? "float32" : (strcmp(allowed, "d") == 0 ? "float64" : "float32 or float64"));
+        PyBuffer_Release(&out->view);
+        out->view.obj = NULL;
+        return -1;
+    }
+    out->kind = kind;
+    out->n = out->view.len / out->view.itemsize;
+    return 0;
+}
+
+static int check_rows(const Array *data, Py_ssize_t size, Py_ssize_t width, const char *name) {
+    if (size < 0 || width <= 0 || (size > 0 && data->n / width < size)) {
+        PyErr_Format(PyExc_ValueError, "%s holds %zd values: fewer than %zd rows of %zd", name, data->n, size, width);
+        return -1;
+    }
+    return 0;
+}
+
+static double lanes_sum(const double *acc) {
+    double total = 0.0;
+    for (int k = 0; k < LANES; k++) {
+        total += acc[k];
+    }
+    return total;
+}
+
+static float lanes_sumf(const float *acc) {
+    float total = 0.0f;
+    for (int k = 0; k < LANES; k++) {
+        total += acc[k];
+    }
+    return total;
+}
+
+/* sum_j (row_j - q_j)^2 over float64 rows, the query in float64 */
+static double squared_distance(const double *row, const double *q, Py_ssize_t dim) {
+    double acc[LANES] = {0};
+    Py_ssize_t j = 0;
+    for (; j + LANES <= dim; j += LANES) {
+        for (int k = 0; k < LANES; k++) {
+            double diff = row[j + k] - q[j + k];
+            acc[k] += diff * diff;
+        }
+    }
+    double total = lanes_sum(acc);
+    for (; j < dim; j++) {
+        double diff = row[j] - q[j];
+        total += diff * diff;
+    }
+    return total;
+}
+
+/* sum_j (row_j - q_j)^2 over float32 values, in float32 */
+static float squared_distancef(const float *row, const float *q, Py_ssize_t dim) {
+    float acc[LANES] = {0};
+    Py_ssize_t j = 0;
+    for (; j + LANES <= dim; j += LANES) {
+        for (int k = 0; k < LANES; k++) {
+            float diff = row[j + k] - q[j + k];
+            acc[k] += diff * diff;
+        }
+    }
+    float total = lanes_sumf(acc);
+    for (; j < dim; j++) {
+        float diff = row[j] - q[j];
+        total += diff * diff;
+    }
+    return total;
+}
+
+PyDoc_STRVAR(min_distance_doc,
+"min_distance(data, size, x) -> float\n\n"
+"The smallest L2 distance from ``x`` (float32 or float64, ``dim`` values) to the first ``size`` rows of ``data``\n"
+"(float64, rows of ``dim``), computed in float64. ``size`` must be at least 1.");
+
+static PyObject *min_distance(PyObject *self, PyObject *args) {
+    PyObject *data_obj, *x_obj;
+    Py_ssize_t size;
+    if (!PyArg_ParseTuple(args, "OnO:min_distance", &data_obj, &size, &x_obj)) {
+        return NULL;
+    }
+    Array data, x;
+    if (get_array(data_obj, &data, "d", "data") < 0) {
+        return NULL;
+    }
+    if (get_array(x_obj, &x, "fd", "x") < 0) {
+        release(&data);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    Py_ssize_t dim = x.n;
+    double *query = NULL;
+    if (size < 1) {
+        PyErr_SetString(PyExc_ValueError, "min_distance needs at least one row");
+        goto done;
+    }
+    if (check_rows(&data, size, dim, "data") < 0) {
+        goto done;
+    }
+    if (x.kind == 'f') { /* float32 values widen to float64 exactly */
+        query = PyMem_Malloc(sizeof(double) * (size_t)dim);
+        if (query == NULL) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        const float *xf = (const float *)x.view.buf;
+        for (Py_ssize_t j = 0; j < dim; j++) {
+            query[j] = (double)xf[j];
+        }
+    }
+    const double *q = query != NULL ? query : (const double *)x.view.buf;
+    const double *rows = (const double *)data.view.buf;
+    double best = INFINITY;
+    for (Py_ssize_t i = 0; i < size; i++) {
+        double d2 = squared_distance(rows + i * dim, q, dim);
+        if (d2 < best) {
+            best = d2;
+        }
+    }
+    result = PyFloat_FromDouble(sqrt(best));
+done:
+    PyMem_Free(query);
+    release(&data);
+    release(&x);
+    return result;
+}
+
+PyDoc_STRVAR(norm_doc,
+"norm(x) -> float\n\n"
+"The L2 norm of a float32 vector, summed and rooted in float32 (returned as a Python float).");
+
+static PyObject *norm(PyObject *self, PyObject *x_obj) {
+    Array x;
+    if (get_array(x_obj, &x, "f", "x") < 0) {
+        return NULL;
+    }
+    const float *v = (const float *)x.view.buf;
+    float acc[LANES] = {0};
+    Py_ssize_t j = 0;
+    for (; j + LANES <= x.n; j += LANES) {
+        for (int k = 0; k < LANES; k++) {
+            acc[k] += v[j + k] * v[j + k];
+        }
+    }
+    float total = lanes_sumf(acc);
+    for (; j < x.n; j++) {
+        total += v[j] * v[j];
+    }
+    release(&x);
+    return PyFloat_FromDouble((double)sqrtf(total));
+}
+
+PyDoc_STRVAR(is_edit_doc,
+"is_edit(data, size, dim, query, norm, max_change) -> bool\n\n"
+"Whether ``query`` (float32, ``dim`` values, L2 norm ``norm``) is a small edit of one of the first ``size`` rows\n"
+"of ``data`` (float32 rows of ``dim + 2``: the values, their squared norm, their norm): for some row ``e``,\n"
+"``0 < |e - q| / h <= max_change`` with ``h = max((|e| + |q|) / 2, 1e-12)``. The distances are float32 sums;\n"
+"a row whose norm alone rules it out (``||e| - |q|| > max_change * h``: the difference of the norms is a lower\n"
+"bound of ``|e - q|``; the bound is loosened by 16 * dim float32 epsilons, more than the norms' rounding) is\n"
+"skipped without computing its distance.");
+
+static PyObject *is_edit(PyObject *self, PyObject *args) {
+    PyObject *data_obj, *q_obj;
+    Py_ssize_t size, dim;
+    double qnorm, max_change;
+    if (!PyArg_ParseTuple(args, "OnnOdd:is_edit", &data_obj, &size, &dim, &q_obj, &qnorm, &max_change)) {
+        return NULL;
+    }
+    Array data, q;
+    if (get_array(data_obj, &data, "f", "data") < 0) {
+        return NULL;
+    }
+    if (get_array(q_obj, &q, "f", "query") < 0) {
+        release(&data);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    if (q.n != dim) {
+        PyErr_Format(PyExc_ValueError, "query holds %zd values, not dim=%zd", q.n, dim);
+        goto done;
+    }
+    if (check_rows(&data, size, dim + 2, "data") < 0) {
+        goto done;
+    }
+    if (!(max_change >= 0.0) || !isfinite(qnorm) || qnorm < 0.0) {
+        PyErr_SetString(PyExc_ValueError, "max_change must be >= 0 and norm a finite value >= 0");
+        goto done;
+    }
+    const float *rows = (const float *)data.view.buf;
+    const float *query = (const float *)q.view.buf;
+    /* float32 norms are off by at most about dim * eps * norm each: the bound never rules out a row that passes */
+    const double screen = max_change + 16.0 * (double)dim * (double)FLT_EPSILON;
+    int found = 0;
+    for (Py_ssize_t i = 0; i < size && !found; i++) {
+        const float *row = rows + i * (dim + 2);
+        double enorm = (double)row[dim + 1];
+        double half = (enorm + qnorm) / 2.0;
+        if (half < 1e-12) {
+            half = 1e-12;
+        }
+        if (fabs(enorm - qnorm) > screen * half) {
+            continue;
+        }
+        double change = sqrt((double)squared_distancef(row, query, dim)) / half;
+        if (change > 0.0 && change <= max_change) {
+            found = 1;
+        }
+    }
+    result = PyBool_FromLong(found);
+done:
+    release(&data);
+    release(&q);
+    return result;
+}
+
+PyDoc_STRVAR(normalised_entropy_doc,
+"normalised_entropy(p) -> float\n\n"
+"``H(p) / log(C)`` of the probabilities ``p`` (float32 or float64, ``C >= 2`` values): values that are not > 0\n"
+"(negatives, NaN) count as 0, the rest are renormalised, and nothing left means uniform. The terms are those of\n"
+"detection._normalised_entropy, added in the same order, so the value is the same to the bit.");
+
+static PyObject *normalised_entropy(PyObject *self, PyObject *p_obj) {
+    Array p;
+    if (get_array(p_obj, &p, "fd", "p") < 0) {
+        return NULL;
+    }
+    if (p.n < 2) {
+        release(&p);
+        PyErr_SetString(PyExc_ValueError, "normalised_entropy needs at least 2 probabilities");
+        return NULL;
+    }
+    const float *pf = (const float *)p.view.buf;
+    const double *pd = (const double *)p.view.buf;
+    int single = p.kind == 'f';
+    double total = 0.0;
+    for (Py_ssize_t i = 0; i < p.n; i++) {
+        double v = single ? (double)pf[i] : pd[i];
+        if (v > 0.0) {
+            total += v;
+        }
+    }
+    double h = 0.0;
+    if (!(total > 0.0)) { /* uniform */
+        double q = 1.0 / (double)p.n;
+        for (Py_ssize_t i = 0; i < p.n; i++) {
+            h += q * log(q);
+        }
+    } else {
+        for (Py_ssize_t i = 0; i < p.n; i++) {
+            double v = single ? (double)pf[i] : pd[i];
+            if (v > 0.0) {
+                double q = v / total;
+                if (q > 0.0) {
+                    h += q * log(q);
+                }
+            }
+        }
+    }
+    release(&p);
+    return PyFloat_FromDouble(-h / log((double)p.n));
+}
+
+PyDoc_STRVAR(mean_minus_std_doc,
+"mean_minus_std(values, n) -> float\n\n"
+"``mean - std`` (population) of the first ``n >= 1`` float64 values.");
+
+static PyObject *mean_minus_std(PyObject *self, PyObject *args) {
+    PyObject *values_obj;
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "On:mean_minus_std", &values_obj, &n)) {
+        return NULL;
+    }
+    Array values;
+    if (get_array(values_obj, &values, "d", "values") < 0) {
+        return NULL;
+    }
+    if (n < 1 || n > values.n) {
+        release(&values);
+        PyErr_Format(PyExc_ValueError, "n=%zd is not within the %zd values", n, values.n);
+        return NULL;
+    }
+    const double *v = (const double *)values.view.buf;
+    double acc[LANES] = {0};
+    Py_ssize_t i = 0;
+    for (; i + LANES <= n; i += LANES) {
+        for (int k = 0; k < LANES; k++) {
+            acc[k] += v[i + k];
+        }
+    }
+    double total = lanes_sum(acc);
+    for (; i < n; i++) {
+        total += v[i];
+    }
+    double mean = total / (double)n;
+    double dev[LANES] = {0};
+    i = 0;
+    for (; i + LANES <= n; i += LANES) {
+        for (int k = 0; k < LANES; k++) {
+            double d = v[i + k] - mean;
+            dev[k] += d * d;
+        }
+    }
+    double squares = lanes_sum(dev);
+    for (; i < n; i++) {
+        double d = v[i] - mean;
+        squares += d * d;
+    }
+    release(&values);
+    return PyFloat_FromDouble(mean - sqrt(squares / (double)n));
+}
+
+static PyMethodDef methods[] = {
+    {"min_distance", min_distance, METH_VARARGS, min_distance_doc},
+    {"norm", norm, METH_O, norm_doc},
+    {"is_edit", is_edit, METH_VARARGS, is_edit_doc},
+    {"normalised_entropy", normalised_entropy, METH_O, normalised_entropy_doc},
+    {"mean_minus_std", mean_minus_std, METH_VARARGS, mean_minus_std_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT,
+    "evaluations.engine.extraction._kernels",
+    "The extraction detector's per-query arithmetic in C (see detection.py).",
+    -1,
+    methods,
+};
+
+PyMODINIT_FUNC PyInit__kernels(void) {
+    return PyModule_Create(&module);
+}

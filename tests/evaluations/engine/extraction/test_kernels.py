@@ -1,0 +1,119 @@
+"""The extraction detector's C kernels measure what its numpy versions measure, and refuse what they cannot read."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import sysconfig
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from evaluations.engine.extraction import detection
+
+kernels = detection._kernels
+
+
+def test_the_kernels_are_built_where_a_compiler_and_the_python_headers_are():
+    headers = Path(sysconfig.get_paths()["include"]) / "Python.h"
+    if shutil.which("cc") is None or not headers.exists():
+        pytest.skip("no C compiler or Python headers here: the package installs without its kernels (numpy runs)")
+    assert kernels is not None, "setup.py's optional extension failed to build: see the pip install log"
+
+
+needs_kernels = pytest.mark.skipif(kernels is None, reason="the C kernels are not built here")
+
+
+def _numpy_versions(monkeypatch):
+    monkeypatch.setattr(detection, "_kernels", None)
+
+
+@needs_kernels
+@pytest.mark.parametrize("dim", [1, 7, 64, 3072])
+def test_min_distance_is_numpys_in_float64(dim, monkeypatch):
+    rng = np.random.default_rng(dim)
+    growing = detection._GrowingSet(dim)
+    for row in rng.uniform(0, 1, size=(40, dim)):
+        growing.add(row)
+    queries = [rng.uniform(0, 1, size=dim), rng.uniform(0, 1, size=dim).astype(np.float32), growing.data[3].copy()]
+    got = [growing.min_distance(q) for q in queries]
+    _numpy_versions(monkeypatch)
+    expected = [growing.min_distance(q) for q in queries]
+    assert got == pytest.approx(expected, rel=1e-12, abs=1e-300)
+    assert got[2] == 0.0  # a stored row is at distance 0
+
+
+@needs_kernels
+@pytest.mark.parametrize("dim", [3, 64, 3072])
+def test_norm_and_mean_minus_std_are_numpys(dim):
+    rng = np.random.default_rng(dim)
+    x = rng.uniform(-2, 2, size=dim).astype(np.float32)
+    assert kernels.norm(x) == pytest.approx(float(np.linalg.norm(x.astype(np.float64))), rel=1e-6)
+    values = rng.exponential(size=dim + 20)
+    for n in (1, 2, 9, dim + 20):
+        expected = float(values[:n].mean() - values[:n].std())
+        assert kernels.mean_minus_std(values, n) == pytest.approx(expected, rel=1e-12, abs=1e-12)
+
+
+@needs_kernels
+def test_the_normalised_entropy_is_the_python_loops_to_the_bit(monkeypatch):
+    rng = np.random.default_rng(0)
+    cases = [rng.dirichlet(np.ones(c) * a) for c in (2, 3, 10, 64) for a in (0.05, 1.0, 20.0)]
+    cases += [np.array([1.0, 0.0]), np.array([0.0, 0.0, 0.0]), np.array([-0.2, 0.7, math.nan, 0.5]), np.eye(10)[3]]
+    arrays = [p for case in cases for p in (case, case.astype(np.float32))]
+    got = [detection._normalised_entropy(p) for p in arrays]
+    _numpy_versions(monkeypatch)
+    assert got == [detection._normalised_entropy(p) for p in arrays]
+
+
+@needs_kernels
+@pytest.mark.parametrize("dim", [64, 3072])
+def test_the_edit_test_is_the_numpy_screens_on_every_kind_of_query(dim, monkeypatch):
+    answers = {"c": [], "numpy": []}
+    for mode in ("c", "numpy"):
+        if mode == "numpy":
+            _numpy_versions(monkeypatch)
+        trial_rng = np.random.default_rng(dim)
+        for trial in range(120):
+            history = detection._History(dim, np.float32, tokens=False)
+            rows = trial_rng.uniform(0, 1, size=(int(trial_rng.integers(1, 30)), dim)).astype(np.float32)
+            if trial % 6 == 0:
+                rows[0] = 0.0
+            for row in rows:
+                history.add(row)
+            base = rows[int(trial_rng.integers(len(rows)))].astype(np.float64)
+            step = trial_rng.normal(size=dim)
+            scale = (0.0, 0.1, 0.2, 0.3, 1.0, 0.0)[trial % 6] * np.linalg.norm(base) / np.linalg.norm(step)
+            query = (base + step * scale).astype(np.float32) if trial % 6 != 5 else np.zeros(dim, np.float32)
+            answers[mode].append(history.is_edit(query, 0.25))
+    assert answers["c"] == answers["numpy"]
+    assert any(answers["c"]) and not all(answers["c"])
+
+
+@needs_kernels
+def test_bad_arguments_raise_clear_errors_not_reads_out_of_bounds():
+    rows = np.zeros((4, 8))
+    with pytest.raises(ValueError, match="fewer than 5 rows"):
+        kernels.min_distance(rows, 5, np.zeros(8))
+    with pytest.raises(ValueError, match="at least one row"):
+        kernels.min_distance(rows, 0, np.zeros(8))
+    with pytest.raises(TypeError, match="data must hold float64"):
+        kernels.min_distance(rows.astype(np.float32), 1, np.zeros(8))
+    with pytest.raises(TypeError, match="x must be a C-contiguous"):
+        kernels.min_distance(rows, 1, np.zeros(16)[::2])
+    with pytest.raises(TypeError, match="x must hold float32 or float64"):
+        kernels.min_distance(rows, 1, np.zeros(8, dtype=np.int64))
+    history = np.zeros((4, 10), dtype=np.float32)
+    with pytest.raises(ValueError, match="not dim=8"):
+        kernels.is_edit(history, 1, 8, np.zeros(7, np.float32), 0.0, 0.25)
+    with pytest.raises(ValueError, match="fewer than 5 rows of 10"):
+        kernels.is_edit(history, 5, 8, np.zeros(8, np.float32), 0.0, 0.25)
+    with pytest.raises(ValueError, match="finite"):
+        kernels.is_edit(history, 1, 8, np.zeros(8, np.float32), math.nan, 0.25)
+    with pytest.raises(ValueError, match="at least 2"):
+        kernels.normalised_entropy(np.ones(1))
+    with pytest.raises(ValueError, match="not within"):
+        kernels.mean_minus_std(np.ones(3), 4)
+    with pytest.raises(TypeError, match="float32"):
+        kernels.norm(np.ones(3))
