@@ -282,6 +282,15 @@ def profile_in_process(fixture: dict[str, Any], x: np.ndarray) -> dict[str, Any]
     return out
 
 
+def _detector_arithmetic() -> str:
+    """Which arithmetic the guarded deployment's detector ran: the C kernels, or numpy where they were not built."""
+    from evaluations.engine.extraction import detection
+
+    if detection._kernels is None:
+        return "numpy (the C kernels of `evaluations/engine/extraction/_kernels.c` are not built in this install)"
+    return "the C kernels (`evaluations/engine/extraction/_kernels.c`)"
+
+
 def redis_round_trip_ms() -> float:
     """The median time of one cache read of a missing key (one Redis round trip from Django)."""
     from django.core.cache import cache
@@ -848,6 +857,7 @@ def report(
         f"limits (burst {HIGH_LIMITS['burst']:,}/s, {HIGH_LIMITS['rate_per_minute']:,}/min: never reached), the "
         f"default telemetry sample rate (0.1) and the engine's default detector thresholds. Server: gunicorn, 2 sync "
         f"workers, DEBUG off, PostgreSQL and Redis (cache: rate limits and monitor state) on the same machine. "
+        f"Detector arithmetic: {_detector_arithmetic()}. "
         f"Load: wrk (2 threads, {CONNECTIONS} connections, {seconds} s per run, {repeats} runs per deployment, "
         f"alternating in ABBA order: unguarded, guarded, guarded, unguarded, ...), batch-1 bodies of {540 - 300} "
         f"held-out digits, {KEYS_PER_RUN} fresh keys per run in round robin (each key's stream steps through the "

@@ -176,6 +176,21 @@ done:
     return result;
 }
 
+static float squared_normf(const float *v, Py_ssize_t n) {
+    float acc[LANES] = {0};
+    Py_ssize_t j = 0;
+    for (; j + LANES <= n; j += LANES) {
+        for (int k = 0; k < LANES; k++) {
+            acc[k] += v[j + k] * v[j + k];
+        }
+    }
+    float total = lanes_sumf(acc);
+    for (; j < n; j++) {
+        total += v[j] * v[j];
+    }
+    return total;
+}
+
 PyDoc_STRVAR(norm_doc,
 "norm(x) -> float\n\n"
 "The L2 norm of a float32 vector, summed and rooted in float32 (returned as a Python float).");
@@ -185,20 +200,54 @@ static PyObject *norm(PyObject *self, PyObject *x_obj) {
     if (get_array(x_obj, &x, "f", "x") < 0) {
         return NULL;
     }
-    const float *v = (const float *)x.view.buf;
-    float acc[LANES] = {0};
-    Py_ssize_t j = 0;
-    for (; j + LANES <= x.n; j += LANES) {
-        for (int k = 0; k < LANES; k++) {
-            acc[k] += v[j + k] * v[j + k];
-        }
-    }
-    float total = lanes_sumf(acc);
-    for (; j < x.n; j++) {
-        total += v[j] * v[j];
-    }
+    float total = squared_normf((const float *)x.view.buf, x.n);
     release(&x);
     return PyFloat_FromDouble((double)sqrtf(total));
+}
+
+PyDoc_STRVAR(history_row_doc,
+"history_row(data, n, x) -> float\n\n"
+"Write the float32 query ``x`` (``dim`` values) as row ``n`` of the edit monitor's history ``data`` (float32 rows\n"
+"of ``dim + 2``): its values, then its squared norm and its norm (the norm as :func:`norm` computes it, the\n"
+"square in float32). Returns the norm.");
+
+static PyObject *history_row(PyObject *self, PyObject *args) {
+    PyObject *data_obj, *x_obj;
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "OnO:history_row", &data_obj, &n, &x_obj)) {
+        return NULL;
+    }
+    Array data, x;
+    if (get_array(data_obj, &data, "f", "data") < 0) {
+        return NULL;
+    }
+    if (get_array(x_obj, &x, "f", "x") < 0) {
+        release(&data);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    Py_ssize_t dim = x.n;
+    if (data.view.readonly) {
+        PyErr_SetString(PyExc_ValueError, "data is read-only");
+        goto done;
+    }
+    if (n < 0 || check_rows(&data, n + 1, dim + 2, "data") < 0) {
+        if (n < 0) {
+            PyErr_SetString(PyExc_ValueError, "n must be >= 0");
+        }
+        goto done;
+    }
+    float *row = (float *)data.view.buf + n * (dim + 2);
+    const float *values = (const float *)x.view.buf;
+    memcpy(row, values, sizeof(float) * (size_t)dim);
+    float length = sqrtf(squared_normf(values, dim));
+    row[dim] = length * length;
+    row[dim + 1] = length;
+    result = PyFloat_FromDouble((double)length);
+done:
+    release(&data);
+    release(&x);
+    return result;
 }
 
 PyDoc_STRVAR(is_edit_doc,
@@ -363,6 +412,7 @@ static PyObject *mean_minus_std(PyObject *self, PyObject *args) {
 static PyMethodDef methods[] = {
     {"min_distance", min_distance, METH_VARARGS, min_distance_doc},
     {"norm", norm, METH_O, norm_doc},
+    {"history_row", history_row, METH_VARARGS, history_row_doc},
     {"is_edit", is_edit, METH_VARARGS, is_edit_doc},
     {"normalised_entropy", normalised_entropy, METH_O, normalised_entropy_doc},
     {"mean_minus_std", mean_minus_std, METH_VARARGS, mean_minus_std_doc},

@@ -405,6 +405,14 @@ class _History(_GrowingSet):
         n = self.size
         if n == self.data.shape[0]:
             self.data = np.concatenate([self.data, np.empty_like(self.data)])
+        if _kernels is not None and not self.tokens:  # the row and its norms in one call (the norm as _norm's)
+            try:
+                _kernels.history_row(self.data, n, x)
+            except TypeError:  # not float32 rows and query (a history stored by an older release): numpy below
+                pass
+            else:
+                self.size = n + 1
+                return
         row = self.data[n]
         if self.tokens:
             row[:] = x
@@ -843,7 +851,10 @@ _SWILK_COEFFICIENTS: dict[int, np.ndarray] = {}
 def _norm(values: np.ndarray) -> float | np.floating:
     """The L2 norm of a float32 vector, in float32: what ``np.linalg.norm`` computes for one, without its checks."""
     if _kernels is not None:
-        return _kernels.norm(values)
+        try:
+            return _kernels.norm(values)
+        except TypeError:  # not contiguous float32 values: numpy below
+            pass
     return np.sqrt(values.dot(values))
 
 

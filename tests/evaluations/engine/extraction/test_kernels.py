@@ -57,6 +57,28 @@ def test_norm_and_mean_minus_std_are_numpys(dim):
 
 
 @needs_kernels
+def test_a_history_row_holds_the_query_its_squared_norm_and_norm_as_numpy_writes_them(monkeypatch):
+    rng = np.random.default_rng(5)
+    queries = rng.uniform(0, 1, size=(40, 64)).astype(np.float32)
+    histories = {}
+    for mode in ("c", "numpy"):
+        if mode == "numpy":
+            _numpy_versions(monkeypatch)
+        history = histories[mode] = detection._History(64, np.float32, tokens=False)
+        for query in queries:  # 40 rows: the 16-row buffer doubles twice
+            history.add(query)
+    c, plain = histories["c"].data[:40], histories["numpy"].data[:40]
+    assert np.array_equal(c[:, :64], queries)
+    assert np.allclose(c[:, 64:], plain[:, 64:], rtol=1e-6)
+    legacy = detection._History(64, np.float64, tokens=False)  # rows of another dtype: the numpy path writes them
+    monkeypatch.undo()
+    legacy.add(queries[0].astype(np.float64))
+    assert np.allclose(legacy.data[0, :64], queries[0]) and legacy.size == 1
+    with pytest.raises(ValueError, match="fewer than 3 rows"):
+        kernels.history_row(np.zeros((2, 66), np.float32), 2, queries[0])
+
+
+@needs_kernels
 def test_the_normalised_entropy_is_the_python_loops_to_the_bit(monkeypatch):
     rng = np.random.default_rng(0)
     cases = [rng.dirichlet(np.ones(c) * a) for c in (2, 3, 10, 64) for a in (0.05, 1.0, 20.0)]
