@@ -119,6 +119,110 @@ static float squared_distancef(const float *row, const float *q, Py_ssize_t dim)
     return total;
 }
 
+/* the smallest squared distance from the query (float64, or float32 widened exactly) to the first ``size`` rows */
+static double nearest_squared(const double *rows, Py_ssize_t size, Py_ssize_t dim, const Array *x, double *scratch) {
+    const double *q = (const double *)x->view.buf;
+    if (x->kind == 'f') {
+        const float *xf = (const float *)x->view.buf;
+        for (Py_ssize_t j = 0; j < dim; j++) {
+            scratch[j] = (double)xf[j];
+        }
+        q = scratch;
+    }
+    double best = INFINITY;
+    for (Py_ssize_t i = 0; i < size; i++) {
+        double d2 = squared_distance(rows + i * dim, q, dim);
+        if (d2 < best) {
+            best = d2;
+        }
+    }
+    return best;
+}
+
+static float squared_normf(const float *v, Py_ssize_t n) {
+    float acc[LANES] = {0};
+    Py_ssize_t j = 0;
+    for (; j + LANES <= n; j += LANES) {
+        for (int k = 0; k < LANES; k++) {
+            acc[k] += v[j + k] * v[j + k];
+        }
+    }
+    float total = lanes_sumf(acc);
+    for (; j < n; j++) {
+        total += v[j] * v[j];
+    }
+    return total;
+}
+
+/* whether the query is a small edit of one of the first ``size`` history rows (see is_edit's doc) */
+static int edit_scan(const float *rows, Py_ssize_t size, Py_ssize_t dim, const float *query, double qnorm,
+                     double max_change) {
+    /* float32 norms are off by at most about dim * eps * norm each: the bound never rules out a row that passes */
+    const double screen = max_change + 16.0 * (double)dim * (double)FLT_EPSILON;
+    for (Py_ssize_t i = 0; i < size; i++) {
+        const float *row = rows + i * (dim + 2);
+        double enorm = (double)row[dim + 1];
+        double half = (enorm + qnorm) / 2.0;
+        if (half < 1e-12) {
+            half = 1e-12;
+        }
+        if (fabs(enorm - qnorm) > screen * half) {
+            continue;
+        }
+        double change = sqrt((double)squared_distancef(row, query, dim)) / half;
+        if (change > 0.0 && change <= max_change) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* row ``[x, |x|^2, |x|]`` (float32); returns |x| */
+static float write_history_row(float *row, const float *x, Py_ssize_t dim) {
+    memcpy(row, x, sizeof(float) * (size_t)dim);
+    float length = sqrtf(squared_normf(x, dim));
+    row[dim] = length * length;
+    row[dim + 1] = length;
+    return length;
+}
+
+static double mean_minus_std_of(const double *v, Py_ssize_t n) {
+    double acc[LANES] = {0};
+    Py_ssize_t i = 0;
+    for (; i + LANES <= n; i += LANES) {
+        for (int k = 0; k < LANES; k++) {
+            acc[k] += v[i + k];
+        }
+    }
+    double total = lanes_sum(acc);
+    for (; i < n; i++) {
+        total += v[i];
+    }
+    double mean = total / (double)n;
+    double dev[LANES] = {0};
+    i = 0;
+    for (; i + LANES <= n; i += LANES) {
+        for (int k = 0; k < LANES; k++) {
+            double d = v[i + k] - mean;
+            dev[k] += d * d;
+        }
+    }
+    double squares = lanes_sum(dev);
+    for (; i < n; i++) {
+        double d = v[i] - mean;
+        squares += d * d;
+    }
+    return mean - sqrt(squares / (double)n);
+}
+
+static int writable(const Array *a, const char *name) {
+    if (a->view.readonly) {
+        PyErr_Format(PyExc_ValueError, "%s is read-only", name);
+        return -1;
+    }
+    return 0;
+}
+
 PyDoc_STRVAR(min_distance_doc,
 "min_distance(data, size, x) -> float\n\n"
 "The smallest L2 distance from ``x`` (float32 or float64, ``dim`` values) to the first ``size`` rows of ``data``\n"
@@ -139,56 +243,25 @@ static PyObject *min_distance(PyObject *self, PyObject *args) {
         return NULL;
     }
     PyObject *result = NULL;
-    Py_ssize_t dim = x.n;
-    double *query = NULL;
+    double *scratch = NULL;
     if (size < 1) {
         PyErr_SetString(PyExc_ValueError, "min_distance needs at least one row");
         goto done;
     }
-    if (check_rows(&data, size, dim, "data") < 0) {
+    if (check_rows(&data, size, x.n, "data") < 0) {
         goto done;
     }
-    if (x.kind == 'f') { /* float32 values widen to float64 exactly */
-        query = PyMem_Malloc(sizeof(double) * (size_t)dim);
-        if (query == NULL) {
-            PyErr_NoMemory();
-            goto done;
-        }
-        const float *xf = (const float *)x.view.buf;
-        for (Py_ssize_t j = 0; j < dim; j++) {
-            query[j] = (double)xf[j];
-        }
+    scratch = PyMem_Malloc(sizeof(double) * (size_t)x.n);
+    if (scratch == NULL) {
+        PyErr_NoMemory();
+        goto done;
     }
-    const double *q = query != NULL ? query : (const double *)x.view.buf;
-    const double *rows = (const double *)data.view.buf;
-    double best = INFINITY;
-    for (Py_ssize_t i = 0; i < size; i++) {
-        double d2 = squared_distance(rows + i * dim, q, dim);
-        if (d2 < best) {
-            best = d2;
-        }
-    }
-    result = PyFloat_FromDouble(sqrt(best));
+    result = PyFloat_FromDouble(sqrt(nearest_squared((const double *)data.view.buf, size, x.n, &x, scratch)));
 done:
-    PyMem_Free(query);
+    PyMem_Free(scratch);
     release(&data);
     release(&x);
     return result;
-}
-
-static float squared_normf(const float *v, Py_ssize_t n) {
-    float acc[LANES] = {0};
-    Py_ssize_t j = 0;
-    for (; j + LANES <= n; j += LANES) {
-        for (int k = 0; k < LANES; k++) {
-            acc[k] += v[j + k] * v[j + k];
-        }
-    }
-    float total = lanes_sumf(acc);
-    for (; j < n; j++) {
-        total += v[j] * v[j];
-    }
-    return total;
 }
 
 PyDoc_STRVAR(norm_doc,
@@ -227,22 +300,17 @@ static PyObject *history_row(PyObject *self, PyObject *args) {
     }
     PyObject *result = NULL;
     Py_ssize_t dim = x.n;
-    if (data.view.readonly) {
-        PyErr_SetString(PyExc_ValueError, "data is read-only");
+    if (writable(&data, "data") < 0) {
         goto done;
     }
-    if (n < 0 || check_rows(&data, n + 1, dim + 2, "data") < 0) {
-        if (n < 0) {
-            PyErr_SetString(PyExc_ValueError, "n must be >= 0");
-        }
+    if (n < 0) {
+        PyErr_SetString(PyExc_ValueError, "n must be >= 0");
         goto done;
     }
-    float *row = (float *)data.view.buf + n * (dim + 2);
-    const float *values = (const float *)x.view.buf;
-    memcpy(row, values, sizeof(float) * (size_t)dim);
-    float length = sqrtf(squared_normf(values, dim));
-    row[dim] = length * length;
-    row[dim + 1] = length;
+    if (check_rows(&data, n + 1, dim + 2, "data") < 0) {
+        goto done;
+    }
+    float length = write_history_row((float *)data.view.buf + n * (dim + 2), (const float *)x.view.buf, dim);
     result = PyFloat_FromDouble((double)length);
 done:
     release(&data);
@@ -286,30 +354,262 @@ static PyObject *is_edit(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "max_change must be >= 0 and norm a finite value >= 0");
         goto done;
     }
-    const float *rows = (const float *)data.view.buf;
-    const float *query = (const float *)q.view.buf;
-    /* float32 norms are off by at most about dim * eps * norm each: the bound never rules out a row that passes */
-    const double screen = max_change + 16.0 * (double)dim * (double)FLT_EPSILON;
-    int found = 0;
-    for (Py_ssize_t i = 0; i < size && !found; i++) {
-        const float *row = rows + i * (dim + 2);
-        double enorm = (double)row[dim + 1];
-        double half = (enorm + qnorm) / 2.0;
-        if (half < 1e-12) {
-            half = 1e-12;
-        }
-        if (fabs(enorm - qnorm) > screen * half) {
-            continue;
-        }
-        double change = sqrt((double)squared_distancef(row, query, dim)) / half;
-        if (change > 0.0 && change <= max_change) {
-            found = 1;
-        }
-    }
-    result = PyBool_FromLong(found);
+    result = PyBool_FromLong(
+        edit_scan((const float *)data.view.buf, size, dim, (const float *)q.view.buf, qnorm, max_change));
 done:
     release(&data);
     release(&q);
+    return result;
+}
+
+PyDoc_STRVAR(edit_step_doc,
+"edit_step(data, size, x, max_change, judge) -> bool | None\n\n"
+"The edit monitor's step for one float32 query ``x`` (``dim`` values): with ``judge``, whether it is a small edit\n"
+"of one of the first ``size`` rows of the history ``data`` (as :func:`is_edit`, with the norm :func:`norm`\n"
+"computes; None when ``size`` is 0); then ``x`` is written as row ``size`` (as :func:`history_row`). Without\n"
+"``judge`` (a replayed query) it only writes the row and returns None. ``data`` must have room for row ``size``.");
+
+static PyObject *edit_step(PyObject *self, PyObject *args) {
+    PyObject *data_obj, *x_obj;
+    Py_ssize_t size;
+    double max_change;
+    int judge;
+    if (!PyArg_ParseTuple(args, "OnOdp:edit_step", &data_obj, &size, &x_obj, &max_change, &judge)) {
+        return NULL;
+    }
+    Array data, x;
+    if (get_array(data_obj, &data, "f", "data") < 0) {
+        return NULL;
+    }
+    if (get_array(x_obj, &x, "f", "x") < 0) {
+        release(&data);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    Py_ssize_t dim = x.n;
+    if (writable(&data, "data") < 0) {
+        goto done;
+    }
+    if (size < 0 || !(max_change >= 0.0)) {
+        PyErr_SetString(PyExc_ValueError, "size must be >= 0 and max_change >= 0");
+        goto done;
+    }
+    if (check_rows(&data, size + 1, dim + 2, "data") < 0) {
+        goto done;
+    }
+    float *rows = (float *)data.view.buf;
+    const float *query = (const float *)x.view.buf;
+    int edit = -1;
+    if (judge && size > 0) {
+        double qnorm = (double)sqrtf(squared_normf(query, dim));
+        edit = edit_scan(rows, size, dim, query, qnorm, max_change);
+    }
+    write_history_row(rows + size * (dim + 2), query, dim);
+    if (edit < 0) {
+        result = Py_NewRef(Py_None);
+    } else {
+        result = PyBool_FromLong(edit);
+    }
+done:
+    release(&data);
+    release(&x);
+    return result;
+}
+
+PyDoc_STRVAR(prada_step_doc,
+"prada_step(data, size, kept, n_kept, threshold, distances, n_distances, x, distance) -> (d, joined, threshold,\n"
+"changed)\n\n"
+"PRADA's step for a query ``x`` (float32 or float64, ``dim`` values) of a class whose growing set holds the first\n"
+"``size >= 1`` rows of ``data`` (float64) and the distances ``kept[:n_kept]`` of the points that joined it, over\n"
+"the set's ``threshold``. ``d`` is ``distance`` when it is a number (a replayed measurement), else, when it is\n"
+"NaN, the smallest distance of ``x`` to the set (as :func:`min_distance`). ``d`` is written to\n"
+"``distances[n_distances]``; when ``d > threshold``, ``x`` joins the set as row ``size``, ``d`` is written to\n"
+"``kept[n_kept]`` and the threshold becomes ``max(threshold, mean - std)`` of the kept distances (as\n"
+":func:`mean_minus_std`). Returns ``d``, whether ``x`` joined, the threshold, and whether ``d`` differs from\n"
+"``distances[n_distances - 1]`` (False for the first). Every buffer must have room for its next value.");
+
+static PyObject *prada_step(PyObject *self, PyObject *args) {
+    PyObject *data_obj, *kept_obj, *distances_obj, *x_obj;
+    Py_ssize_t size, n_kept, n_distances;
+    double threshold, distance;
+    if (!PyArg_ParseTuple(args, "OnOndOnOd:prada_step", &data_obj, &size, &kept_obj, &n_kept, &threshold,
+                          &distances_obj, &n_distances, &x_obj, &distance)) {
+        return NULL;
+    }
+    Array data, kept, distances, x;
+    memset(&kept, 0, sizeof(kept));
+    memset(&distances, 0, sizeof(distances));
+    memset(&x, 0, sizeof(x));
+    if (get_array(data_obj, &data, "d", "data") < 0) {
+        return NULL;
+    }
+    PyObject *result = NULL;
+    double *scratch = NULL;
+    if (get_array(kept_obj, &kept, "d", "kept") < 0 || get_array(distances_obj, &distances, "d", "distances") < 0 ||
+        get_array(x_obj, &x, "fd", "x") < 0) {
+        goto done;
+    }
+    Py_ssize_t dim = x.n;
+    if (writable(&data, "data") < 0 || writable(&kept, "kept") < 0 || writable(&distances, "distances") < 0) {
+        goto done;
+    }
+    if (size < 1 || n_kept < 0 || n_distances < 0) {
+        PyErr_SetString(PyExc_ValueError, "size must be >= 1, n_kept and n_distances >= 0");
+        goto done;
+    }
+    if (check_rows(&data, size + 1, dim, "data") < 0 || check_rows(&kept, n_kept + 1, 1, "kept") < 0 ||
+        check_rows(&distances, n_distances + 1, 1, "distances") < 0) {
+        goto done;
+    }
+    double *rows = (double *)data.view.buf;
+    if (isnan(distance)) {
+        scratch = PyMem_Malloc(sizeof(double) * (size_t)dim);
+        if (scratch == NULL) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        distance = sqrt(nearest_squared(rows, size, dim, &x, scratch));
+    }
+    double *ds = (double *)distances.view.buf;
+    int changed = n_distances > 0 && distance != ds[n_distances - 1];
+    ds[n_distances] = distance;
+    int joined = distance > threshold;
+    if (joined) {
+        double *row = rows + size * dim;
+        if (x.kind == 'f') {
+            const float *xf = (const float *)x.view.buf;
+            for (Py_ssize_t j = 0; j < dim; j++) {
+                row[j] = (double)xf[j];
+            }
+        } else {
+            memcpy(row, x.view.buf, sizeof(double) * (size_t)dim);
+        }
+        double *ks = (double *)kept.view.buf;
+        ks[n_kept] = distance;
+        double candidate = mean_minus_std_of(ks, n_kept + 1);
+        if (candidate > threshold) {
+            threshold = candidate;
+        }
+    }
+    result = Py_BuildValue("(dNdN)", distance, PyBool_FromLong(joined), threshold, PyBool_FromLong(changed));
+done:
+    PyMem_Free(scratch);
+    release(&data);
+    release(&kept);
+    release(&distances);
+    release(&x);
+    return result;
+}
+
+/* index of the first value of sorted[0:count] that is >= value */
+static Py_ssize_t lower_bound(const double *sorted, Py_ssize_t count, double value) {
+    Py_ssize_t low = 0, high = count;
+    while (low < high) {
+        Py_ssize_t middle = low + (high - low) / 2;
+        if (sorted[middle] < value) {
+            low = middle + 1;
+        } else {
+            high = middle;
+        }
+    }
+    return low;
+}
+
+PyDoc_STRVAR(shapiro_window_doc,
+"shapiro_window(distances, n, window, merged, limit, a) -> float\n\n"
+"PRADA's Shapiro-Wilk ``W`` of the latest ``m = min(n, limit)`` values of ``distances[:n]`` (float64, finite), with\n"
+"the coefficients ``a`` (float64, ``m // 2`` values, as scipy's ``swilk`` computes them for ``m`` values).\n"
+"``window`` (float64, room for ``min(n, limit)`` values) holds, sorted, the latest ``min(merged, limit)`` of\n"
+"``distances[:merged]`` (the caller's running order statistics, ``merged <= n``): the values from ``merged`` to\n"
+"``n`` are inserted (and those leaving the latest ``limit`` taken out), so that no query sorts the whole window;\n"
+"on return it holds the latest ``m`` of ``distances[:n]``. ``W`` is computed from the sorted values shifted by\n"
+"the middle one in arrival order, with the operations of scipy's ``swilk`` in its order (the same value to the\n"
+"bit): 1.0 when their range is under 1e-19, at least 0.75 for 3 values.");
+
+static PyObject *shapiro_window(PyObject *self, PyObject *args) {
+    PyObject *distances_obj, *window_obj, *a_obj;
+    Py_ssize_t n, merged, limit;
+    if (!PyArg_ParseTuple(args, "OnOnnO:shapiro_window", &distances_obj, &n, &window_obj, &merged, &limit, &a_obj)) {
+        return NULL;
+    }
+    Array distances, window, a;
+    memset(&window, 0, sizeof(window));
+    memset(&a, 0, sizeof(a));
+    if (get_array(distances_obj, &distances, "d", "distances") < 0) {
+        return NULL;
+    }
+    PyObject *result = NULL;
+    if (get_array(window_obj, &window, "d", "window") < 0 || get_array(a_obj, &a, "d", "a") < 0) {
+        goto done;
+    }
+    if (writable(&window, "window") < 0) {
+        goto done;
+    }
+    if (limit < 3 || n < 3 || n > distances.n || merged < 0 || merged > n) {
+        PyErr_SetString(PyExc_ValueError, "shapiro_window needs 3 <= n <= len(distances), 0 <= merged <= n, limit >= 3");
+        goto done;
+    }
+    Py_ssize_t m = n < limit ? n : limit;
+    if (window.n < m || a.n < m / 2) {
+        PyErr_Format(PyExc_ValueError, "window needs room for %zd values and a %zd coefficients", m, m / 2);
+        goto done;
+    }
+    const double *ds = (const double *)distances.view.buf;
+    double *sorted = (double *)window.view.buf;
+    Py_ssize_t count = merged < limit ? merged : limit;
+    for (Py_ssize_t k = merged; k < n; k++) {
+        if (count == limit) { /* the oldest value of the window leaves it */
+            Py_ssize_t at = lower_bound(sorted, count, ds[k - limit]);
+            memmove(sorted + at, sorted + at + 1, sizeof(double) * (size_t)(count - at - 1));
+            count--;
+        }
+        Py_ssize_t at = lower_bound(sorted, count, ds[k]);
+        memmove(sorted + at + 1, sorted + at, sizeof(double) * (size_t)(count - at));
+        sorted[at] = ds[k];
+        count++;
+    }
+    /* scipy.stats.shapiro: y = sort(x) - x[m // 2] (x in arrival order), then swilk(y, a, init=True) */
+    const double *coefficients = (const double *)a.view.buf;
+    const double middle = ds[n - m + m / 2];
+    const double range = (sorted[m - 1] - middle) - (sorted[0] - middle);
+    double w = 1.0;
+    if (!(range < 1e-19)) {
+        double xx = (sorted[0] - middle) / range;
+        double sx = xx;
+        double sa = -coefficients[0];
+        Py_ssize_t j = m - 2;
+        for (Py_ssize_t i = 1; i < m; i++) {
+            double xi = (sorted[i] - middle) / range;
+            sx += xi;
+            if (i != j) {
+                sa += (i < j ? -1 : 1) * coefficients[i < j ? i : j];
+            }
+            j--;
+        }
+        sa /= (double)m;
+        sx /= (double)m;
+        double ssa = 0.0, ssx = 0.0, sax = 0.0;
+        j = m - 1;
+        for (Py_ssize_t i = 0; i < m; i++) {
+            double asa = i != j ? (i < j ? -1 : 1) * coefficients[i < j ? i : j] - sa : -sa;
+            double xsx = (sorted[i] - middle) / range - sx;
+            ssa += asa * asa;
+            ssx += xsx * xsx;
+            sax += asa * xsx;
+            j--;
+        }
+        double ssassx = sqrt(ssa * ssx);
+        double w1 = (ssassx - sax) * (ssassx + sax) / (ssa * ssx);
+        w = 1.0 - w1;
+        if (m == 3 && w < 0.75) {
+            w = 0.75;
+        }
+    }
+    result = PyFloat_FromDouble(w);
+done:
+    release(&distances);
+    release(&window);
+    release(&a);
     return result;
 }
 
@@ -379,40 +679,18 @@ static PyObject *mean_minus_std(PyObject *self, PyObject *args) {
         PyErr_Format(PyExc_ValueError, "n=%zd is not within the %zd values", n, values.n);
         return NULL;
     }
-    const double *v = (const double *)values.view.buf;
-    double acc[LANES] = {0};
-    Py_ssize_t i = 0;
-    for (; i + LANES <= n; i += LANES) {
-        for (int k = 0; k < LANES; k++) {
-            acc[k] += v[i + k];
-        }
-    }
-    double total = lanes_sum(acc);
-    for (; i < n; i++) {
-        total += v[i];
-    }
-    double mean = total / (double)n;
-    double dev[LANES] = {0};
-    i = 0;
-    for (; i + LANES <= n; i += LANES) {
-        for (int k = 0; k < LANES; k++) {
-            double d = v[i + k] - mean;
-            dev[k] += d * d;
-        }
-    }
-    double squares = lanes_sum(dev);
-    for (; i < n; i++) {
-        double d = v[i] - mean;
-        squares += d * d;
-    }
+    double result = mean_minus_std_of((const double *)values.view.buf, n);
     release(&values);
-    return PyFloat_FromDouble(mean - sqrt(squares / (double)n));
+    return PyFloat_FromDouble(result);
 }
 
 static PyMethodDef methods[] = {
     {"min_distance", min_distance, METH_VARARGS, min_distance_doc},
     {"norm", norm, METH_O, norm_doc},
     {"history_row", history_row, METH_VARARGS, history_row_doc},
+    {"edit_step", edit_step, METH_VARARGS, edit_step_doc},
+    {"prada_step", prada_step, METH_VARARGS, prada_step_doc},
+    {"shapiro_window", shapiro_window, METH_VARARGS, shapiro_window_doc},
     {"is_edit", is_edit, METH_VARARGS, is_edit_doc},
     {"normalised_entropy", normalised_entropy, METH_O, normalised_entropy_doc},
     {"mean_minus_std", mean_minus_std, METH_VARARGS, mean_minus_std_doc},

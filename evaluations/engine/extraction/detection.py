@@ -437,6 +437,9 @@ class _Client:
         self.distances = np.empty(64)
         self.n_distances = 0
         self.last_change = 0  # index of the latest distance unlike the one before it (0: all alike so far)
+        # the latest distances (up to _SHAPIRO_MAX), sorted, as of the first ``merged`` (see _prada_w)
+        self.window = np.empty(64)
+        self.merged = 0
         self.times: deque[float] = deque()
         self.uncertain: deque[bool] = deque(maxlen=config.entropy_window)
         self.history: _GrowingSet | None = None  # every query, for the edit monitor
@@ -446,6 +449,9 @@ class _Client:
         # what the monitors said about the latest query: (prada_w, prada_flag, volume_flag, uncertain fraction,
         # entropy_flag, edit fraction, edits_flag), read into a DetectionState on demand
         self.latest: tuple[Any, ...] = (None, False, False, None, False, None, False)
+        # made by this release: every buffer as ExtractionDetector._take_fused expects it (a client state pickled by
+        # an earlier one lacks the flag and goes through _take, which brings its parts up to date as it meets them)
+        self.fused = True
 
     def add_distance(self, d: float) -> None:
         n = self.n_distances
@@ -591,7 +597,10 @@ class ExtractionDetector:
         (``measured`` itself when replaying)."""
         client = self._client(client_id)
         self._check_dim(client, client_id, x)
-        distance, edit, uncertain = self._take(client, x, x, False, probs, predicted, measured, timestamp)
+        if _kernels is not None and x.dtype == np.float32 and getattr(client, "fused", False):
+            distance, edit, uncertain = self._take_fused(client, x, probs, predicted, measured, timestamp)
+        else:
+            distance, edit, uncertain = self._take(client, x, x, False, probs, predicted, measured, timestamp)
         if measured is not None:
             return measured
         return QueryMeasurement.of(distance, edit, uncertain)
@@ -624,16 +633,114 @@ class ExtractionDetector:
         now: float,
     ) -> tuple[float | None, bool | None, bool | None]:
         """One query through every monitor and the vote: ``(distance, edit, uncertain)`` as measured or replayed."""
-        config = self.config
         client.queries += 1
         prada_w, prada_flag, distance = self._prada(client, vector, predicted, tokens=tokens, measured=measured)
-        client.times.append(now)
-        while client.times and client.times[0] <= now - config.volume_window:
-            client.times.popleft()
-        volume_flag = config.volume_max_queries is not None and len(client.times) > config.volume_max_queries
         fraction, entropy_flag, uncertain = self._entropy(client, p, measured=measured)
         edit_fraction, edit_flag, edit = self._edits(client, raw, tokens=tokens, measured=measured)
+        self._conclude(client, now, prada_w, prada_flag, fraction, entropy_flag, edit_fraction, edit_flag)
+        return distance, edit, uncertain
 
+    def _take_fused(
+        self,
+        client: _Client,
+        x: np.ndarray,
+        p: np.ndarray | None,
+        predicted: int,
+        measured: QueryMeasurement | None,
+        now: float,
+    ) -> tuple[float | None, bool | None, bool | None]:
+        """:meth:`_take` for a float32 dense query of a client made by this release, with the C kernels: PRADA's
+        distance, its growing set and threshold in one kernel call (``prada_step``), the edit test and the history
+        row in another (``edit_step``). The same arithmetic as :meth:`_take` with the kernels, so the same
+        measurements and state to the bit (the tests compare them); the serving monitor's path, where the count of
+        calls per answered request is most of the detector's cost."""
+        config = self.config
+        client.queries += 1
+        prada_w, prada_flag, distance = None, False, None
+        if config.prada_threshold is not None:
+            growing = client.classes.get(predicted)
+            given = None if measured is None else measured.distance
+            if growing is None:  # the class's first query: it joins without a distance, or with the one measured
+                growing = client.classes[predicted] = _GrowingSet(x.shape[0])
+                growing.add(x)
+                if given is not None:
+                    client.add_distance(given)
+                distance = given
+            elif measured is not None and given is None:  # the first of its class where it was judged
+                growing.add(x)
+            else:
+                if growing.size == growing.data.shape[0]:
+                    growing.data = np.concatenate([growing.data, np.empty_like(growing.data)])
+                if growing.n_kept == growing.kept.shape[0]:
+                    growing.kept = np.concatenate([growing.kept, np.empty_like(growing.kept)])
+                n = client.n_distances
+                if n == client.distances.shape[0]:
+                    client.distances = np.concatenate([client.distances, np.empty_like(client.distances)])
+                distance, joined, threshold, changed = _kernels.prada_step(
+                    growing.data,
+                    growing.size,
+                    growing.kept,
+                    growing.n_kept,
+                    growing.threshold,
+                    client.distances,
+                    n,
+                    x,
+                    math.nan if given is None else given,
+                )
+                client.n_distances = n + 1
+                if changed:
+                    client.last_change = n
+                if joined:
+                    growing.size += 1
+                    growing.n_kept += 1
+                    growing.threshold = threshold
+            if measured is None and client.n_distances >= config.prada_min_distances:
+                start = max(0, client.n_distances - _SHAPIRO_MAX)
+                if client.last_change <= start:  # all equal: as far from normal as it gets
+                    prada_w, prada_flag = 0.0, True
+                else:
+                    prada_w = _prada_w(client, start)
+                    prada_flag = prada_w < config.prada_threshold
+        fraction, entropy_flag, uncertain = self._entropy(client, p, measured=measured)
+        edit_fraction, edit_flag, edit = None, False, None
+        if config.edit_max_change is not None:
+            history = client.history
+            if history is None:
+                history = client.history = _History(x.shape[0], np.float32, tokens=False)
+            n = history.size
+            if n == history.data.shape[0]:
+                history.data = np.concatenate([history.data, np.empty_like(history.data)])
+            edit = _kernels.edit_step(history.data, n, x, config.edit_max_change, measured is None)
+            history.size = n + 1
+            if measured is not None:
+                edit = measured.edit
+            edits = client.edits
+            if edit is not None:
+                edits.append(edit)
+            if len(edits) >= config.edit_window:
+                edit_fraction = sum(edits) / len(edits)
+                edit_flag = edit_fraction > config.edit_max_fraction
+        self._conclude(client, now, prada_w, prada_flag, fraction, entropy_flag, edit_fraction, edit_flag)
+        return distance, edit, uncertain
+
+    def _conclude(
+        self,
+        client: _Client,
+        now: float,
+        prada_w: float | None,
+        prada_flag: bool,
+        fraction: float | None,
+        entropy_flag: bool,
+        edit_fraction: float | None,
+        edit_flag: bool,
+    ) -> None:
+        """The volume monitor's step, the latest votes, and the client's flag when enough monitors voted."""
+        config = self.config
+        times = client.times
+        times.append(now)
+        while times and times[0] <= now - config.volume_window:
+            times.popleft()
+        volume_flag = config.volume_max_queries is not None and len(times) > config.volume_max_queries
         client.latest = (prada_w, prada_flag, volume_flag, fraction, entropy_flag, edit_fraction, edit_flag)
         if client.first_flagged_at is None:
             flags = (("prada", prada_flag), ("volume", volume_flag), ("entropy", entropy_flag), ("edits", edit_flag))
@@ -641,7 +748,6 @@ class ExtractionDetector:
             if len(votes) >= config.min_votes:
                 client.first_flagged_at = client.queries
                 client.flagged_by = votes
-        return distance, edit, uncertain
 
     def state(self, client_id: str) -> DetectionState | None:
         """The client's standing after its latest query (None for a client never seen)."""
@@ -729,7 +835,7 @@ class ExtractionDetector:
         if client.distances_alike(start):  # all equal (e.g. repeated queries): as far from normal as it gets
             return 0.0, True, d
         # scipy warns only of a zero range and of more than 5,000 values: neither reaches it
-        w = _shapiro_w(client.distances[start : client.n_distances])
+        w = _prada_w(client, start)
         return w, w < threshold, d
 
     @staticmethod
@@ -832,14 +938,38 @@ def _shapiro_w(values: np.ndarray) -> float:
     n = values.size
     y = np.sort(values)
     y -= values[n // 2]  # scipy shifts by the middle value in input order (its gh-15777)
+    return float(_swilk(y, _swilk_coefficients(n), 1)[0])
+
+
+def _prada_w(client: _Client, start: int) -> float:
+    """The Shapiro-Wilk ``W`` of the client's distances from ``start`` (the latest ``_SHAPIRO_MAX`` at most): with the
+    C kernels, from the client's running sorted window of them (``_kernels.shapiro_window``: each distance inserted
+    once, not the window sorted per query), else :func:`_shapiro_w`. Both are scipy's ``W`` to the bit."""
+    n = client.n_distances
+    if _kernels is None or _swilk is None:
+        return _shapiro_w(client.distances[start:n])
+    window = client.__dict__.get("window")
+    if window is None:  # a client state stored before the window was kept: it is filled from every distance once
+        window, client.merged = np.empty(64), 0
+    if window.shape[0] < n - start:
+        window = np.concatenate([window, np.empty(max(window.shape[0], n - start - window.shape[0]))])
+    client.window = window
+    a = _swilk_coefficients(n - start)
+    w = _kernels.shapiro_window(client.distances, n, window, client.merged, _SHAPIRO_MAX, a)
+    client.merged = n
+    return w
+
+
+def _swilk_coefficients(n: int) -> np.ndarray:
+    """scipy's Shapiro-Wilk coefficients for ``n`` values (what its ``swilk`` computes first; cached up to
+    ``_SWILK_CACHED`` values)."""
     a = _SWILK_COEFFICIENTS.get(n)
-    if a is not None:
-        return float(_swilk(y, a, 1)[0])
-    a = np.zeros(n // 2)
-    w, _, fault = _swilk(y, a, 0)
-    if fault == 0 and n <= _SWILK_CACHED:  # the routine filled ``a`` in
-        _SWILK_COEFFICIENTS[n] = a
-    return float(w)
+    if a is None:
+        a = np.zeros(n // 2)
+        _swilk(np.arange(n, dtype=np.float64), a, 0)  # fills a in (they depend on n only)
+        if n <= _SWILK_CACHED:
+            _SWILK_COEFFICIENTS[n] = a
+    return a
 
 
 #: Shapiro-Wilk coefficients by number of values (``_shapiro_w``), kept up to this count: at most about 8 MB per

@@ -271,7 +271,7 @@ def test_a_client_state_stored_before_the_latest_votes_and_the_last_change_were_
         reference.observe("c", x[i], probs[i], timestamp=float(i))
         restored.observe("c", x[i], probs[i], timestamp=float(i))
     client = restored.client_state("c")
-    del client.last_change, client.latest  # as pickled before they were kept
+    del client.last_change, client.latest, client.window, client.merged, client.fused  # as pickled before them
     assert restored.state("c").prada_w is None  # no latest votes stored: none reported until the next query
     for i in range(30, 60):
         state = restored.observe("c", x[i], probs[i], timestamp=float(i))

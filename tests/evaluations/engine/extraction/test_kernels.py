@@ -114,6 +114,24 @@ def test_the_edit_test_is_the_numpy_screens_on_every_kind_of_query(dim, monkeypa
 
 
 @needs_kernels
+@pytest.mark.parametrize("limit", [5000, 40])
+def test_the_running_shapiro_wilk_window_is_scipys_statistic_to_the_bit(limit):
+    from scipy.stats import shapiro
+
+    rng = np.random.default_rng(limit)
+    values = np.concatenate([rng.normal(size=150) ** 2, np.round(rng.exponential(size=150), 1) + 0.5])
+    window, merged = np.empty(max(300, limit)), 0
+    for n in [3, 4, 5, 6, 11, 12, 51, 52, 53, 120, 121, 300]:  # values arrive between the tests: one or many
+        m = min(n, limit)
+        got = kernels.shapiro_window(values, n, window, merged, limit, detection._swilk_coefficients(m))
+        merged = n
+        assert got == float(shapiro(values[n - m : n]).statistic), n
+        assert np.array_equal(window[:m], np.sort(values[n - m : n]))
+    same = np.full(10, 0.5)  # a zero range: scipy's swilk answers 1 (PRADA itself calls it 0 before asking)
+    assert kernels.shapiro_window(same, 10, np.empty(10), 0, limit, detection._swilk_coefficients(10)) == 1.0
+
+
+@needs_kernels
 def test_bad_arguments_raise_clear_errors_not_reads_out_of_bounds():
     rows = np.zeros((4, 8))
     with pytest.raises(ValueError, match="fewer than 5 rows"):
@@ -139,3 +157,13 @@ def test_bad_arguments_raise_clear_errors_not_reads_out_of_bounds():
         kernels.mean_minus_std(np.ones(3), 4)
     with pytest.raises(TypeError, match="float32"):
         kernels.norm(np.ones(3))
+    with pytest.raises(ValueError, match="room for 10 values and a 5"):
+        kernels.shapiro_window(np.ones(10), 10, np.empty(9), 0, 5000, np.zeros(5))
+    with pytest.raises(ValueError, match="merged <= n"):
+        kernels.shapiro_window(np.ones(10), 10, np.empty(10), 11, 5000, np.zeros(5))
+    with pytest.raises(ValueError, match="room for row 3|fewer than 4 rows"):
+        kernels.edit_step(np.zeros((3, 10), np.float32), 3, np.zeros(8, np.float32), 0.25, True)
+    with pytest.raises(ValueError, match="fewer than 2 rows"):
+        kernels.prada_step(np.zeros((1, 8)), 1, np.zeros(4), 0, 0.0, np.zeros(4), 0, np.zeros(8), math.nan)
+    with pytest.raises(ValueError, match="read-only"):
+        kernels.edit_step(np.frombuffer(bytes(400), np.float32), 0, np.zeros(8, np.float32), 0.25, True)
