@@ -48,8 +48,11 @@ static int get_array(PyObject *obj, Array *out, const char *allowed, const char 
         kind = 'd';
     }
     if (kind == 0 || strchr(allowed, kind) == NULL) {
-        PyErr_Format(PyExc_TypeError, "%s must hold %s values", name,
-                     strcmp(allowed, "f") == 0 ? "float32" : (strcmp(allowed, "d") == 0 ? "float64" : "float32 or float64"));
+        const char *wanted = strcmp(allowed, "f") == 0 ? "float32" : "float32 or float64";
+        if (strcmp(allowed, "d") == 0) {
+            wanted = "float64";
+        }
+        PyErr_Format(PyExc_TypeError, "%s must hold %s values", name, wanted);
         PyBuffer_Release(&out->view);
         out->view.obj = NULL;
         return -1;
@@ -67,6 +70,34 @@ static int check_rows(const Array *data, Py_ssize_t size, Py_ssize_t width, cons
     return 0;
 }
 
+/*
+ * sum_j (row_j - q_j)^2 in TYPE: eight lanes, then the lanes in order, then the tail. One definition per
+ * precision: float64 for PRADA's distances, float32 for the edit monitor's.
+ */
+#define SQUARED_DISTANCE(NAME, TYPE)                                      \
+    static TYPE NAME(const TYPE *row, const TYPE *q, Py_ssize_t dim) {    \
+        TYPE acc[LANES] = {0};                                            \
+        Py_ssize_t j = 0;                                                 \
+        for (; j + LANES <= dim; j += LANES) {                            \
+            for (int k = 0; k < LANES; k++) {                             \
+                TYPE diff = row[j + k] - q[j + k];                        \
+                acc[k] += diff * diff;                                    \
+            }                                                             \
+        }                                                                 \
+        TYPE total = 0;                                                   \
+        for (int k = 0; k < LANES; k++) {                                 \
+            total += acc[k];                                              \
+        }                                                                 \
+        for (; j < dim; j++) {                                            \
+            TYPE diff = row[j] - q[j];                                    \
+            total += diff * diff;                                         \
+        }                                                                 \
+        return total;                                                     \
+    }
+
+SQUARED_DISTANCE(squared_distance, double)
+SQUARED_DISTANCE(squared_distancef, float)
+
 static double lanes_sum(const double *acc) {
     double total = 0.0;
     for (int k = 0; k < LANES; k++) {
@@ -79,42 +110,6 @@ static float lanes_sumf(const float *acc) {
     float total = 0.0f;
     for (int k = 0; k < LANES; k++) {
         total += acc[k];
-    }
-    return total;
-}
-
-/* sum_j (row_j - q_j)^2 over float64 rows, the query in float64 */
-static double squared_distance(const double *row, const double *q, Py_ssize_t dim) {
-    double acc[LANES] = {0};
-    Py_ssize_t j = 0;
-    for (; j + LANES <= dim; j += LANES) {
-        for (int k = 0; k < LANES; k++) {
-            double diff = row[j + k] - q[j + k];
-            acc[k] += diff * diff;
-        }
-    }
-    double total = lanes_sum(acc);
-    for (; j < dim; j++) {
-        double diff = row[j] - q[j];
-        total += diff * diff;
-    }
-    return total;
-}
-
-/* sum_j (row_j - q_j)^2 over float32 values, in float32 */
-static float squared_distancef(const float *row, const float *q, Py_ssize_t dim) {
-    float acc[LANES] = {0};
-    Py_ssize_t j = 0;
-    for (; j + LANES <= dim; j += LANES) {
-        for (int k = 0; k < LANES; k++) {
-            float diff = row[j + k] - q[j + k];
-            acc[k] += diff * diff;
-        }
-    }
-    float total = lanes_sumf(acc);
-    for (; j < dim; j++) {
-        float diff = row[j] - q[j];
-        total += diff * diff;
     }
     return total;
 }
@@ -215,6 +210,19 @@ static double mean_minus_std_of(const double *v, Py_ssize_t n) {
     return mean - sqrt(squares / (double)n);
 }
 
+/* two arrays, or neither: the first is released when the second cannot be read */
+static int get_arrays(PyObject *first_obj, Array *first, const char *first_kinds, const char *first_name,
+                      PyObject *second_obj, Array *second, const char *second_kinds, const char *second_name) {
+    if (get_array(first_obj, first, first_kinds, first_name) < 0) {
+        return -1;
+    }
+    if (get_array(second_obj, second, second_kinds, second_name) < 0) {
+        release(first);
+        return -1;
+    }
+    return 0;
+}
+
 static int writable(const Array *a, const char *name) {
     if (a->view.readonly) {
         PyErr_Format(PyExc_ValueError, "%s is read-only", name);
@@ -235,11 +243,7 @@ static PyObject *min_distance(PyObject *self, PyObject *args) {
         return NULL;
     }
     Array data, x;
-    if (get_array(data_obj, &data, "d", "data") < 0) {
-        return NULL;
-    }
-    if (get_array(x_obj, &x, "fd", "x") < 0) {
-        release(&data);
+    if (get_arrays(data_obj, &data, "d", "data", x_obj, &x, "fd", "x") < 0) {
         return NULL;
     }
     PyObject *result = NULL;
@@ -291,11 +295,7 @@ static PyObject *history_row(PyObject *self, PyObject *args) {
         return NULL;
     }
     Array data, x;
-    if (get_array(data_obj, &data, "f", "data") < 0) {
-        return NULL;
-    }
-    if (get_array(x_obj, &x, "f", "x") < 0) {
-        release(&data);
+    if (get_arrays(data_obj, &data, "f", "data", x_obj, &x, "f", "x") < 0) {
         return NULL;
     }
     PyObject *result = NULL;
@@ -335,11 +335,7 @@ static PyObject *is_edit(PyObject *self, PyObject *args) {
         return NULL;
     }
     Array data, q;
-    if (get_array(data_obj, &data, "f", "data") < 0) {
-        return NULL;
-    }
-    if (get_array(q_obj, &q, "f", "query") < 0) {
-        release(&data);
+    if (get_arrays(data_obj, &data, "f", "data", q_obj, &q, "f", "query") < 0) {
         return NULL;
     }
     PyObject *result = NULL;
@@ -378,11 +374,7 @@ static PyObject *edit_step(PyObject *self, PyObject *args) {
         return NULL;
     }
     Array data, x;
-    if (get_array(data_obj, &data, "f", "data") < 0) {
-        return NULL;
-    }
-    if (get_array(x_obj, &x, "f", "x") < 0) {
-        release(&data);
+    if (get_arrays(data_obj, &data, "f", "data", x_obj, &x, "f", "x") < 0) {
         return NULL;
     }
     PyObject *result = NULL;
@@ -546,7 +538,8 @@ static PyObject *shapiro_window(PyObject *self, PyObject *args) {
         goto done;
     }
     if (limit < 3 || n < 3 || n > distances.n || merged < 0 || merged > n) {
-        PyErr_SetString(PyExc_ValueError, "shapiro_window needs 3 <= n <= len(distances), 0 <= merged <= n, limit >= 3");
+        PyErr_SetString(PyExc_ValueError,
+                        "shapiro_window needs 3 <= n <= len(distances), 0 <= merged <= n and limit >= 3");
         goto done;
     }
     Py_ssize_t m = n < limit ? n : limit;
