@@ -73,8 +73,9 @@ CONNECTIONS = 16
 #: speed drifts by tens of percent within a minute (the CPU time of the same request moves by up to 1.7 x between
 #: 12 s runs), so many short interleaved runs, compared pair by pair, measure the guard, not the drift.
 REPEATS = 32
-#: Keys per load run: about 170-220 queries per key per 3 s run (no key repeats an input within a run), so each
-#: key's detector works on a history of that length (the monitor's cost grows with it; see the scaling table).
+#: Keys per load run: about 170-350 queries per key per 3 s run, by the machine's speed (no key repeats an input
+#: within a run), so each key's detector works on a history of that length (the monitor's cost grows with it; see
+#: the scaling table).
 KEYS_PER_RUN = 7
 PROFILE_REQUESTS = 100
 P95_RATIO_BAR = 1.15

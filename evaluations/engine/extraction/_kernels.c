@@ -149,7 +149,7 @@ static float squared_normf(const float *v, Py_ssize_t n) {
     return total;
 }
 
-/* whether the query is a small edit of one of the first ``size`` history rows (see is_edit's doc) */
+/* whether the query is a small edit of one of the first ``size`` history rows (see edit_step's doc) */
 static int edit_scan(const float *rows, Py_ssize_t size, Py_ssize_t dim, const float *query, double qnorm,
                      double max_change) {
     /* float32 norms are off by at most about dim * eps * norm each: the bound never rules out a row that passes */
@@ -231,139 +231,16 @@ static int writable(const Array *a, const char *name) {
     return 0;
 }
 
-PyDoc_STRVAR(min_distance_doc,
-"min_distance(data, size, x) -> float\n\n"
-"The smallest L2 distance from ``x`` (float32 or float64, ``dim`` values) to the first ``size`` rows of ``data``\n"
-"(float64, rows of ``dim``), computed in float64. ``size`` must be at least 1.");
-
-static PyObject *min_distance(PyObject *self, PyObject *args) {
-    PyObject *data_obj, *x_obj;
-    Py_ssize_t size;
-    if (!PyArg_ParseTuple(args, "OnO:min_distance", &data_obj, &size, &x_obj)) {
-        return NULL;
-    }
-    Array data, x;
-    if (get_arrays(data_obj, &data, "d", "data", x_obj, &x, "fd", "x") < 0) {
-        return NULL;
-    }
-    PyObject *result = NULL;
-    double *scratch = NULL;
-    if (size < 1) {
-        PyErr_SetString(PyExc_ValueError, "min_distance needs at least one row");
-        goto done;
-    }
-    if (check_rows(&data, size, x.n, "data") < 0) {
-        goto done;
-    }
-    scratch = PyMem_Malloc(sizeof(double) * (size_t)x.n);
-    if (scratch == NULL) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    result = PyFloat_FromDouble(sqrt(nearest_squared((const double *)data.view.buf, size, x.n, &x, scratch)));
-done:
-    PyMem_Free(scratch);
-    release(&data);
-    release(&x);
-    return result;
-}
-
-PyDoc_STRVAR(norm_doc,
-"norm(x) -> float\n\n"
-"The L2 norm of a float32 vector, summed and rooted in float32 (returned as a Python float).");
-
-static PyObject *norm(PyObject *self, PyObject *x_obj) {
-    Array x;
-    if (get_array(x_obj, &x, "f", "x") < 0) {
-        return NULL;
-    }
-    float total = squared_normf((const float *)x.view.buf, x.n);
-    release(&x);
-    return PyFloat_FromDouble((double)sqrtf(total));
-}
-
-PyDoc_STRVAR(history_row_doc,
-"history_row(data, n, x) -> float\n\n"
-"Write the float32 query ``x`` (``dim`` values) as row ``n`` of the edit monitor's history ``data`` (float32 rows\n"
-"of ``dim + 2``): its values, then its squared norm and its norm (the norm as :func:`norm` computes it, the\n"
-"square in float32). Returns the norm.");
-
-static PyObject *history_row(PyObject *self, PyObject *args) {
-    PyObject *data_obj, *x_obj;
-    Py_ssize_t n;
-    if (!PyArg_ParseTuple(args, "OnO:history_row", &data_obj, &n, &x_obj)) {
-        return NULL;
-    }
-    Array data, x;
-    if (get_arrays(data_obj, &data, "f", "data", x_obj, &x, "f", "x") < 0) {
-        return NULL;
-    }
-    PyObject *result = NULL;
-    Py_ssize_t dim = x.n;
-    if (writable(&data, "data") < 0) {
-        goto done;
-    }
-    if (n < 0) {
-        PyErr_SetString(PyExc_ValueError, "n must be >= 0");
-        goto done;
-    }
-    if (check_rows(&data, n + 1, dim + 2, "data") < 0) {
-        goto done;
-    }
-    float length = write_history_row((float *)data.view.buf + n * (dim + 2), (const float *)x.view.buf, dim);
-    result = PyFloat_FromDouble((double)length);
-done:
-    release(&data);
-    release(&x);
-    return result;
-}
-
-PyDoc_STRVAR(is_edit_doc,
-"is_edit(data, size, dim, query, norm, max_change) -> bool\n\n"
-"Whether ``query`` (float32, ``dim`` values, L2 norm ``norm``) is a small edit of one of the first ``size`` rows\n"
-"of ``data`` (float32 rows of ``dim + 2``: the values, their squared norm, their norm): for some row ``e``,\n"
-"``0 < |e - q| / h <= max_change`` with ``h = max((|e| + |q|) / 2, 1e-12)``. The distances are float32 sums;\n"
-"a row whose norm alone rules it out (``||e| - |q|| > max_change * h``: the difference of the norms is a lower\n"
-"bound of ``|e - q|``; the bound is loosened by 16 * dim float32 epsilons, more than the norms' rounding) is\n"
-"skipped without computing its distance.");
-
-static PyObject *is_edit(PyObject *self, PyObject *args) {
-    PyObject *data_obj, *q_obj;
-    Py_ssize_t size, dim;
-    double qnorm, max_change;
-    if (!PyArg_ParseTuple(args, "OnnOdd:is_edit", &data_obj, &size, &dim, &q_obj, &qnorm, &max_change)) {
-        return NULL;
-    }
-    Array data, q;
-    if (get_arrays(data_obj, &data, "f", "data", q_obj, &q, "f", "query") < 0) {
-        return NULL;
-    }
-    PyObject *result = NULL;
-    if (q.n != dim) {
-        PyErr_Format(PyExc_ValueError, "query holds %zd values, not dim=%zd", q.n, dim);
-        goto done;
-    }
-    if (check_rows(&data, size, dim + 2, "data") < 0) {
-        goto done;
-    }
-    if (!(max_change >= 0.0) || !isfinite(qnorm) || qnorm < 0.0) {
-        PyErr_SetString(PyExc_ValueError, "max_change must be >= 0 and norm a finite value >= 0");
-        goto done;
-    }
-    result = PyBool_FromLong(
-        edit_scan((const float *)data.view.buf, size, dim, (const float *)q.view.buf, qnorm, max_change));
-done:
-    release(&data);
-    release(&q);
-    return result;
-}
-
 PyDoc_STRVAR(edit_step_doc,
 "edit_step(data, size, x, max_change, judge) -> bool | None\n\n"
 "The edit monitor's step for one float32 query ``x`` (``dim`` values): with ``judge``, whether it is a small edit\n"
-"of one of the first ``size`` rows of the history ``data`` (as :func:`is_edit`, with the norm :func:`norm`\n"
-"computes; None when ``size`` is 0); then ``x`` is written as row ``size`` (as :func:`history_row`). Without\n"
-"``judge`` (a replayed query) it only writes the row and returns None. ``data`` must have room for row ``size``.");
+"of one of the first ``size`` rows of the history ``data`` (float32 rows of ``dim + 2``: the values, their\n"
+"squared norm, their norm): for some row ``e``, ``0 < |e - q| / h <= max_change`` with\n"
+"``h = max((|e| + |q|) / 2, 1e-12)``, the distances and norms float32 sums; a row whose norm alone rules it out\n"
+"(the difference of the norms is a lower bound of ``|e - q|``, loosened by 16 * dim float32 epsilons, more than\n"
+"the norms' rounding) is skipped. None when ``size`` is 0. Then ``x`` is written as row ``size`` with its\n"
+"squared norm and norm. Without ``judge`` (a replayed query) it only writes the row and returns None. ``data``\n"
+"must have room for row ``size``.");
 
 static PyObject *edit_step(PyObject *self, PyObject *args) {
     PyObject *data_obj, *x_obj;
@@ -414,10 +291,10 @@ PyDoc_STRVAR(prada_step_doc,
 "PRADA's step for a query ``x`` (float32 or float64, ``dim`` values) of a class whose growing set holds the first\n"
 "``size >= 1`` rows of ``data`` (float64) and the distances ``kept[:n_kept]`` of the points that joined it, over\n"
 "the set's ``threshold``. ``d`` is ``distance`` when it is a number (a replayed measurement), else, when it is\n"
-"NaN, the smallest distance of ``x`` to the set (as :func:`min_distance`). ``d`` is written to\n"
+"NaN, the smallest L2 distance of ``x`` to the set, in float64. ``d`` is written to\n"
 "``distances[n_distances]``; when ``d > threshold``, ``x`` joins the set as row ``size``, ``d`` is written to\n"
-"``kept[n_kept]`` and the threshold becomes ``max(threshold, mean - std)`` of the kept distances (as\n"
-":func:`mean_minus_std`). Returns ``d``, whether ``x`` joined, the threshold, and whether ``d`` differs from\n"
+"``kept[n_kept]`` and the threshold becomes ``max(threshold, mean - std)`` of the kept distances (population\n"
+"std). Returns ``d``, whether ``x`` joined, the threshold, and whether ``d`` differs from\n"
 "``distances[n_distances - 1]`` (False for the first). Every buffer must have room for its next value.");
 
 static PyObject *prada_step(PyObject *self, PyObject *args) {
@@ -653,40 +530,11 @@ static PyObject *normalised_entropy(PyObject *self, PyObject *p_obj) {
     return PyFloat_FromDouble(-h / log((double)p.n));
 }
 
-PyDoc_STRVAR(mean_minus_std_doc,
-"mean_minus_std(values, n) -> float\n\n"
-"``mean - std`` (population) of the first ``n >= 1`` float64 values.");
-
-static PyObject *mean_minus_std(PyObject *self, PyObject *args) {
-    PyObject *values_obj;
-    Py_ssize_t n;
-    if (!PyArg_ParseTuple(args, "On:mean_minus_std", &values_obj, &n)) {
-        return NULL;
-    }
-    Array values;
-    if (get_array(values_obj, &values, "d", "values") < 0) {
-        return NULL;
-    }
-    if (n < 1 || n > values.n) {
-        release(&values);
-        PyErr_Format(PyExc_ValueError, "n=%zd is not within the %zd values", n, values.n);
-        return NULL;
-    }
-    double result = mean_minus_std_of((const double *)values.view.buf, n);
-    release(&values);
-    return PyFloat_FromDouble(result);
-}
-
 static PyMethodDef methods[] = {
-    {"min_distance", min_distance, METH_VARARGS, min_distance_doc},
-    {"norm", norm, METH_O, norm_doc},
-    {"history_row", history_row, METH_VARARGS, history_row_doc},
     {"edit_step", edit_step, METH_VARARGS, edit_step_doc},
     {"prada_step", prada_step, METH_VARARGS, prada_step_doc},
     {"shapiro_window", shapiro_window, METH_VARARGS, shapiro_window_doc},
-    {"is_edit", is_edit, METH_VARARGS, is_edit_doc},
     {"normalised_entropy", normalised_entropy, METH_O, normalised_entropy_doc},
-    {"mean_minus_std", mean_minus_std, METH_VARARGS, mean_minus_std_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -293,9 +293,6 @@ class _GrowingSet:
         self.threshold = 0.0
 
     def min_distance(self, x: np.ndarray) -> float:
-        """The smallest L2 distance of ``x`` (contiguous float32 or float64 values) to the set, in float64."""
-        if _kernels is not None:
-            return _kernels.min_distance(self.data, self.size, x)
         diff = self.data[: self.size] - x
         return float(np.sqrt(np.einsum("ij,ij->i", diff, diff).min()))
 
@@ -347,7 +344,7 @@ class _History(_GrowingSet):
         """The scale of each stored query ``(size,)``."""
         return self.scales[: self.size] if self.tokens else self.data[: self.size, self.dim + 1]
 
-    def is_edit(self, stored: np.ndarray, max_change: float, norm: float | np.floating | None = None) -> bool:
+    def is_edit(self, stored: np.ndarray, max_change: float, norm: np.floating | None = None) -> bool:
         """Whether ``stored`` (a row as the history keeps it) is a small edit of an earlier row: its relative change
         to some earlier row is in ``(0, max_change]`` (exact repeats are not edits).
 
@@ -369,8 +366,6 @@ class _History(_GrowingSet):
         dim = self.dim
         if norm is None:
             norm = _norm(stored)
-        if _kernels is not None:  # the same test, row by row in C (rows the norms rule out are skipped)
-            return _kernels.is_edit(self.data, self.size, dim, stored, float(norm), max_change)
         if norm < 2e-12:  # the exact test's mean norm is clamped at 1e-12 for (near) zero pairs: screen as it does
             scales = self.row_scales()
             half = np.maximum((scales + norm) / 2, 1e-12)
@@ -400,19 +395,11 @@ class _History(_GrowingSet):
                     return True
         return False
 
-    def add(self, x: np.ndarray, norm: float | np.floating | None = None) -> None:
+    def add(self, x: np.ndarray, norm: np.floating | None = None) -> None:
         """Append a row; ``norm``, when known, is :func:`_norm` of its float32 values (float rows)."""
         n = self.size
         if n == self.data.shape[0]:
             self.data = np.concatenate([self.data, np.empty_like(self.data)])
-        if _kernels is not None and not self.tokens:  # the row and its norms in one call (the norm as _norm's)
-            try:
-                _kernels.history_row(self.data, n, x)
-            except TypeError:  # not float32 rows and query (a history stored by an older release): numpy below
-                pass
-            else:
-                self.size = n + 1
-                return
         row = self.data[n]
         if self.tokens:
             row[:] = x
@@ -449,8 +436,8 @@ class _Client:
         # what the monitors said about the latest query: (prada_w, prada_flag, volume_flag, uncertain fraction,
         # entropy_flag, edit fraction, edits_flag), read into a DetectionState on demand
         self.latest: tuple[Any, ...] = (None, False, False, None, False, None, False)
-        # made by this release: every buffer as ExtractionDetector._take_fused expects it (a client state pickled by
-        # an earlier one lacks the flag and goes through _take, which brings its parts up to date as it meets them)
+        # made by this release: every part as the kernels' steps expect it (a client state pickled by an earlier one
+        # lacks the flag and takes the numpy steps, which bring its parts up to date as they meet them)
         self.fused = True
 
     def add_distance(self, d: float) -> None:
@@ -597,10 +584,7 @@ class ExtractionDetector:
         (``measured`` itself when replaying)."""
         client = self._client(client_id)
         self._check_dim(client, client_id, x)
-        if _kernels is not None and x.dtype == np.float32 and getattr(client, "fused", False):
-            distance, edit, uncertain = self._take_fused(client, x, probs, predicted, measured, timestamp)
-        else:
-            distance, edit, uncertain = self._take(client, x, x, False, probs, predicted, measured, timestamp)
+        distance, edit, uncertain = self._take(client, x, x, False, probs, predicted, measured, timestamp)
         if measured is not None:
             return measured
         return QueryMeasurement.of(distance, edit, uncertain)
@@ -637,89 +621,6 @@ class ExtractionDetector:
         prada_w, prada_flag, distance = self._prada(client, vector, predicted, tokens=tokens, measured=measured)
         fraction, entropy_flag, uncertain = self._entropy(client, p, measured=measured)
         edit_fraction, edit_flag, edit = self._edits(client, raw, tokens=tokens, measured=measured)
-        self._conclude(client, now, prada_w, prada_flag, fraction, entropy_flag, edit_fraction, edit_flag)
-        return distance, edit, uncertain
-
-    def _take_fused(
-        self,
-        client: _Client,
-        x: np.ndarray,
-        p: np.ndarray | None,
-        predicted: int,
-        measured: QueryMeasurement | None,
-        now: float,
-    ) -> tuple[float | None, bool | None, bool | None]:
-        """:meth:`_take` for a float32 dense query of a client made by this release, with the C kernels: PRADA's
-        distance, its growing set and threshold in one kernel call (``prada_step``), the edit test and the history
-        row in another (``edit_step``). The same arithmetic as :meth:`_take` with the kernels, so the same
-        measurements and state to the bit (the tests compare them); the serving monitor's path, where the count of
-        calls per answered request is most of the detector's cost."""
-        config = self.config
-        client.queries += 1
-        prada_w, prada_flag, distance = None, False, None
-        if config.prada_threshold is not None:
-            growing = client.classes.get(predicted)
-            given = None if measured is None else measured.distance
-            if growing is None:  # the class's first query: it joins without a distance, or with the one measured
-                growing = client.classes[predicted] = _GrowingSet(x.shape[0])
-                growing.add(x)
-                if given is not None:
-                    client.add_distance(given)
-                distance = given
-            elif measured is not None and given is None:  # the first of its class where it was judged
-                growing.add(x)
-            else:
-                if growing.size == growing.data.shape[0]:
-                    growing.data = np.concatenate([growing.data, np.empty_like(growing.data)])
-                if growing.n_kept == growing.kept.shape[0]:
-                    growing.kept = np.concatenate([growing.kept, np.empty_like(growing.kept)])
-                n = client.n_distances
-                if n == client.distances.shape[0]:
-                    client.distances = np.concatenate([client.distances, np.empty_like(client.distances)])
-                distance, joined, threshold, changed = _kernels.prada_step(
-                    growing.data,
-                    growing.size,
-                    growing.kept,
-                    growing.n_kept,
-                    growing.threshold,
-                    client.distances,
-                    n,
-                    x,
-                    math.nan if given is None else given,
-                )
-                client.n_distances = n + 1
-                if changed:
-                    client.last_change = n
-                if joined:
-                    growing.size += 1
-                    growing.n_kept += 1
-                    growing.threshold = threshold
-            if measured is None and client.n_distances >= config.prada_min_distances:
-                start = max(0, client.n_distances - _SHAPIRO_MAX)
-                if client.last_change <= start:  # all equal: as far from normal as it gets
-                    prada_w, prada_flag = 0.0, True
-                else:
-                    prada_w = _prada_w(client, start)
-                    prada_flag = prada_w < config.prada_threshold
-        fraction, entropy_flag, uncertain = self._entropy(client, p, measured=measured)
-        edit_fraction, edit_flag, edit = None, False, None
-        if config.edit_max_change is not None:
-            history = client.history
-            if history is None:
-                history = client.history = _History(x.shape[0], np.float32, tokens=False)
-            n = history.size
-            if n == history.data.shape[0]:
-                history.data = np.concatenate([history.data, np.empty_like(history.data)])
-            edit = _kernels.edit_step(history.data, n, x, config.edit_max_change, measured is None)
-            history.size = n + 1
-            if measured is not None:
-                edit = measured.edit
-            edits = client.edits
-            if edit is not None:
-                edits.append(edit)
-            if len(edits) >= config.edit_window:
-                edit_fraction = sum(edits) / len(edits)
-                edit_flag = edit_fraction > config.edit_max_fraction
         self._conclude(client, now, prada_w, prada_flag, fraction, entropy_flag, edit_fraction, edit_flag)
         return distance, edit, uncertain
 
@@ -810,25 +711,21 @@ class ExtractionDetector:
         if threshold is None:
             return None, False, None
         growing = client.classes.get(predicted)
-        if measured is not None:  # as the judging detector did, whatever this one's growing sets hold
-            d = measured.distance
-            if growing is None:
-                growing = client.classes[predicted] = _GrowingSet(vector.shape[0])
-                growing.add(vector)
-                if d is not None:
-                    client.add_distance(d)
-            elif d is None:  # the first query of its class where it was judged: it joins without a distance
-                growing.add(vector)
-            else:
-                self._grow(client, growing, vector, d)
-            return None, False, d
-        d = None
-        if growing is None:
+        # replaying, the measurement wins, whatever this detector's growing sets hold
+        given = None if measured is None else measured.distance
+        if growing is None:  # the class's first query: it joins without a distance, or with the one measured
             growing = client.classes[predicted] = _GrowingSet(vector.shape[0])
             growing.add(vector)
+            d = given
+            if d is not None:
+                client.add_distance(d)
+        elif measured is not None and given is None:  # the first query of its class where it was judged
+            growing.add(vector)
+            d = None
         else:
-            d = growing.min_distance(vector)
-            self._grow(client, growing, vector, d)
+            d = self._grow(client, growing, vector, given)
+        if measured is not None:
+            return None, False, d
         if client.n_distances < config.prada_min_distances:
             return None, False, d
         start = max(0, client.n_distances - _SHAPIRO_MAX)
@@ -839,12 +736,44 @@ class ExtractionDetector:
         return w, w < threshold, d
 
     @staticmethod
-    def _grow(client: _Client, growing: _GrowingSet, vector: np.ndarray, d: float) -> None:
-        """Record PRADA's distance ``d`` of ``vector``; it joins the growing set when over the set's threshold."""
+    def _grow(client: _Client, growing: _GrowingSet, vector: np.ndarray, d: float | None) -> float:
+        """Record PRADA's distance ``d`` of ``vector`` (measured here when None) and return it; ``vector`` joins the
+        growing set when ``d`` is over the set's threshold. With the C kernels, for a client made by this release,
+        all of it is one call (``prada_step``), the same arithmetic as the numpy below up to float rounding."""
+        if _kernels is not None and getattr(client, "fused", False):
+            if growing.size == growing.data.shape[0]:
+                growing.data = np.concatenate([growing.data, np.empty_like(growing.data)])
+            if growing.n_kept == growing.kept.shape[0]:
+                growing.kept = np.concatenate([growing.kept, np.empty_like(growing.kept)])
+            n = client.n_distances
+            if n == client.distances.shape[0]:
+                client.distances = np.concatenate([client.distances, np.empty_like(client.distances)])
+            d, joined, threshold, changed = _kernels.prada_step(
+                growing.data,
+                growing.size,
+                growing.kept,
+                growing.n_kept,
+                growing.threshold,
+                client.distances,
+                n,
+                vector,
+                math.nan if d is None else d,
+            )
+            client.n_distances = n + 1
+            if changed:
+                client.last_change = n
+            if joined:
+                growing.size += 1
+                growing.n_kept += 1
+                growing.threshold = threshold
+            return d
+        if d is None:
+            d = growing.min_distance(vector)
         client.add_distance(d)
         if d > growing.threshold:
             growing.add(vector)
             growing.threshold = max(growing.threshold, _mean_minus_std(growing.keep_distance(d)))
+        return d
 
     def _edits(
         self, client: _Client, raw: np.ndarray, *, tokens: bool, measured: QueryMeasurement | None
@@ -867,7 +796,16 @@ class ExtractionDetector:
             history = client.history = _History(raw.shape[0], stored.dtype, tokens=tokens)
         elif getattr(history, "layout", 1) != 2:  # a client state stored before the history kept its scales in its rows
             history = client.history = _History.of(history, tokens=tokens)
-        if measured is not None:  # None: the judging detector had no earlier query, so no vote
+        if not tokens and _kernels is not None and history.data.dtype == np.float32:
+            # the edit test and the history row in one call (edit_step), the same test as is_edit up to float rounding
+            n = history.size
+            if n == history.data.shape[0]:
+                history.data = np.concatenate([history.data, np.empty_like(history.data)])
+            edit = _kernels.edit_step(history.data, n, stored, config.edit_max_change, measured is None)
+            history.size = n + 1
+            if measured is not None:  # None: the judging detector had no earlier query, so no vote
+                edit = measured.edit
+        elif measured is not None:
             edit = measured.edit
             history.add(stored)
         else:
@@ -978,13 +916,8 @@ _SWILK_CACHED = 2048
 _SWILK_COEFFICIENTS: dict[int, np.ndarray] = {}
 
 
-def _norm(values: np.ndarray) -> float | np.floating:
+def _norm(values: np.ndarray) -> np.floating:
     """The L2 norm of a float32 vector, in float32: what ``np.linalg.norm`` computes for one, without its checks."""
-    if _kernels is not None:
-        try:
-            return _kernels.norm(values)
-        except TypeError:  # not contiguous float32 values: numpy below
-            pass
     return np.sqrt(values.dot(values))
 
 
@@ -996,9 +929,7 @@ def _finite(array: np.ndarray) -> bool:
 
 def _mean_minus_std(values: np.ndarray) -> float:
     """``values.mean() - values.std()``: numpy's own operations in the same order (so the same value), minus
-    the overhead of its generic reductions (in C where built: the same quantity, summed in another order)."""
-    if _kernels is not None:
-        return _kernels.mean_minus_std(values, values.size)
+    the overhead of its generic reductions."""
     mean = values.sum() / values.size
     deviations = values - mean
     return float(mean - math.sqrt((deviations * deviations).sum() / values.size))

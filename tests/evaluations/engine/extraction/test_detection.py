@@ -290,33 +290,39 @@ def _exact_is_edit(earlier: np.ndarray, query: np.ndarray, max_change: float) ->
     return bool(((change > 0) & (change <= max_change)).any())
 
 
+def _edit_trials(dim: int, max_change: float, trials: int = 200):
+    """``(rows, query, kind)`` edit-test cases: 1-39 earlier float32 rows (a zero row every fifth trial) and a query
+    that repeats one (kind 0), changes one right at ``max_change`` either side by float rounding (1), is far from
+    all (2) or is zero (3)."""
+    rng = np.random.default_rng(dim)
+    for trial in range(trials):
+        rows = rng.uniform(0, 1, size=(int(rng.integers(1, 40)), dim)).astype(np.float32)
+        if trial % 5 == 0:
+            rows[0] = 0.0  # a zero row: change 0 to a zero query, never an edit
+        base = rows[int(rng.integers(len(rows)))].astype(np.float64)
+        kind = trial % 4
+        if kind == 0:
+            query = base
+        elif kind == 1:
+            direction = rng.normal(size=dim)
+            direction /= np.linalg.norm(direction)
+            query = base + direction * max_change * np.linalg.norm(base) * (1 + rng.uniform(-1e-4, 1e-4))
+        elif kind == 2:
+            query = rng.uniform(0, 1, size=dim) * 3
+        else:
+            query = np.zeros(dim)
+        yield rows, query.astype(np.float32), kind
+
+
 @pytest.mark.parametrize("dim", [64, 3072])
 def test_the_edit_screen_keeps_every_row_the_exact_test_needs(dim):
     from evaluations.engine.extraction.detection import _History
 
-    rng = np.random.default_rng(dim)
-    max_change = 0.25
-    for trial in range(200):
+    for trial, (rows, stored, kind) in enumerate(_edit_trials(dim, 0.25)):
         history = _History(dim, np.float32, tokens=False)
-        rows = rng.uniform(0, 1, size=(int(rng.integers(1, 40)), dim)).astype(np.float32)
-        if trial % 5 == 0:
-            rows[0] = 0.0  # a zero row: change 0 to a zero query, never an edit
         for row in rows:
             history.add(row)
-        base = rows[int(rng.integers(len(rows)))].astype(np.float64)
-        kind = trial % 4
-        if kind == 0:  # an exact repeat: not an edit
-            query = base
-        elif kind == 1:  # a change right at the threshold, either side of it by float rounding
-            direction = rng.normal(size=dim)
-            direction /= np.linalg.norm(direction)
-            query = base + direction * max_change * np.linalg.norm(base) * (1 + rng.uniform(-1e-4, 1e-4))
-        elif kind == 2:  # far from everything
-            query = rng.uniform(0, 1, size=dim) * 3
-        else:  # zero query
-            query = np.zeros(dim)
-        stored = query.astype(np.float32)
-        assert history.is_edit(stored, max_change) == _exact_is_edit(rows, stored, max_change), (trial, kind)
+        assert history.is_edit(stored, 0.25) == _exact_is_edit(rows, stored, 0.25), (trial, kind)
 
 
 def test_a_detector_replaying_measurements_reaches_the_judging_detectors_state(victim_model, digits):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from evaluations.engine.extraction import detection
+from tests.evaluations.engine.extraction.test_detection import _edit_trials, _exact_is_edit
 
 kernels = detection._kernels
 
@@ -31,51 +32,59 @@ def _numpy_versions(monkeypatch):
 
 @needs_kernels
 @pytest.mark.parametrize("dim", [1, 7, 64, 3072])
-def test_min_distance_is_numpys_in_float64(dim, monkeypatch):
+def test_the_prada_step_is_the_numpy_steps_distance_growing_set_and_threshold(dim):
     rng = np.random.default_rng(dim)
-    growing = detection._GrowingSet(dim)
-    for row in rng.uniform(0, 1, size=(40, dim)):
-        growing.add(row)
-    queries = [rng.uniform(0, 1, size=dim), rng.uniform(0, 1, size=dim).astype(np.float32), growing.data[3].copy()]
-    got = [growing.min_distance(q) for q in queries]
-    _numpy_versions(monkeypatch)
-    expected = [growing.min_distance(q) for q in queries]
-    assert got == pytest.approx(expected, rel=1e-12, abs=1e-300)
-    assert got[2] == 0.0  # a stored row is at distance 0
+    queries = rng.uniform(0, 1, size=(60, dim))
+    queries[30] = queries[12]  # an exact repeat: distance 0, never joins
+    c, plain = detection._GrowingSet(dim), detection._GrowingSet(dim)
+    c.add(queries[0])
+    plain.add(queries[0])
+    distances = np.empty(64)
+    for i, query in enumerate(queries[1:]):
+        x = query.astype(np.float32) if i % 2 else query  # float32 queries widen exactly
+        for growing in (c, plain):
+            if growing.size == growing.data.shape[0]:
+                growing.data = np.concatenate([growing.data, np.empty_like(growing.data)])
+            if growing.n_kept == growing.kept.shape[0]:
+                growing.kept = np.concatenate([growing.kept, np.empty_like(growing.kept)])
+        d, joined, threshold, changed = kernels.prada_step(
+            c.data, c.size, c.kept, c.n_kept, c.threshold, distances, i, x, math.nan
+        )
+        expected = plain.min_distance(x)
+        assert d == pytest.approx(expected, rel=1e-12, abs=1e-300) and distances[i] == d
+        assert changed == (i > 0 and d != distances[i - 1])
+        assert joined == (expected > plain.threshold)
+        if joined:
+            c.size, c.n_kept, c.threshold = c.size + 1, c.n_kept + 1, threshold
+            plain.add(x)
+            plain.threshold = max(plain.threshold, detection._mean_minus_std(plain.keep_distance(expected)))
+        assert c.threshold == pytest.approx(plain.threshold, rel=1e-12, abs=1e-12)
+    assert c.size == plain.size and 2 < c.size < 60
+    assert np.array_equal(c.data[: c.size], plain.data[: plain.size])
+    # a replayed distance is taken as given, not measured
+    d, joined, _, _ = kernels.prada_step(c.data, c.size, c.kept, c.n_kept, 1e9, distances, 59, queries[0], 0.25)
+    assert (d, joined, distances[59]) == (0.25, False, 0.25)
 
 
 @needs_kernels
-@pytest.mark.parametrize("dim", [3, 64, 3072])
-def test_norm_and_mean_minus_std_are_numpys(dim):
-    rng = np.random.default_rng(dim)
-    x = rng.uniform(-2, 2, size=dim).astype(np.float32)
-    assert kernels.norm(x) == pytest.approx(float(np.linalg.norm(x.astype(np.float64))), rel=1e-6)
-    values = rng.exponential(size=dim + 20)
-    for n in (1, 2, 9, dim + 20):
-        expected = float(values[:n].mean() - values[:n].std())
-        assert kernels.mean_minus_std(values, n) == pytest.approx(expected, rel=1e-12, abs=1e-12)
-
-
-@needs_kernels
-def test_a_history_row_holds_the_query_its_squared_norm_and_norm_as_numpy_writes_them(monkeypatch):
-    rng = np.random.default_rng(5)
-    queries = rng.uniform(0, 1, size=(40, 64)).astype(np.float32)
-    histories = {}
-    for mode in ("c", "numpy"):
-        if mode == "numpy":
-            _numpy_versions(monkeypatch)
-        history = histories[mode] = detection._History(64, np.float32, tokens=False)
-        for query in queries:  # 40 rows: the 16-row buffer doubles twice
-            history.add(query)
-    c, plain = histories["c"].data[:40], histories["numpy"].data[:40]
-    assert np.array_equal(c[:, :64], queries)
-    assert np.allclose(c[:, 64:], plain[:, 64:], rtol=1e-6)
-    legacy = detection._History(64, np.float64, tokens=False)  # rows of another dtype: the numpy path writes them
-    monkeypatch.undo()
-    legacy.add(queries[0].astype(np.float64))
-    assert np.allclose(legacy.data[0, :64], queries[0]) and legacy.size == 1
-    with pytest.raises(ValueError, match="fewer than 3 rows"):
-        kernels.history_row(np.zeros((2, 66), np.float32), 2, queries[0])
+@pytest.mark.parametrize("dim", [64, 3072])
+def test_the_edit_step_decides_as_the_exact_test_and_the_numpy_screen_and_writes_the_row(dim):
+    max_change = 0.25
+    votes = []
+    for trial, (rows, stored, kind) in enumerate(_edit_trials(dim, max_change)):
+        plain = detection._History(dim, np.float32, tokens=False)
+        data = np.empty((len(rows) + 1, dim + 2), dtype=np.float32)
+        for i, row in enumerate(rows):
+            plain.add(row)
+            assert kernels.edit_step(data, i, row, max_change, False) is None  # a replayed row: written only
+        vote = kernels.edit_step(data, len(rows), stored, max_change, True)
+        assert vote == _exact_is_edit(rows, stored, max_change) == plain.is_edit(stored, max_change), (trial, kind)
+        votes.append(vote)
+        plain.add(stored)  # the rows the step wrote are the numpy history's: values, squared norm and norm
+        assert np.array_equal(data[:, :dim], plain.data[: plain.size, :dim])
+        assert np.allclose(data[:, dim:], plain.data[: plain.size, dim:], rtol=1e-6)
+    assert any(votes) and not all(votes)
+    assert kernels.edit_step(np.empty((1, dim + 2), np.float32), 0, stored, max_change, True) is None  # no earlier
 
 
 @needs_kernels
@@ -87,30 +96,6 @@ def test_the_normalised_entropy_is_the_python_loops_to_the_bit(monkeypatch):
     got = [detection._normalised_entropy(p) for p in arrays]
     _numpy_versions(monkeypatch)
     assert got == [detection._normalised_entropy(p) for p in arrays]
-
-
-@needs_kernels
-@pytest.mark.parametrize("dim", [64, 3072])
-def test_the_edit_test_is_the_numpy_screens_on_every_kind_of_query(dim, monkeypatch):
-    answers = {"c": [], "numpy": []}
-    for mode in ("c", "numpy"):
-        if mode == "numpy":
-            _numpy_versions(monkeypatch)
-        trial_rng = np.random.default_rng(dim)
-        for trial in range(120):
-            history = detection._History(dim, np.float32, tokens=False)
-            rows = trial_rng.uniform(0, 1, size=(int(trial_rng.integers(1, 30)), dim)).astype(np.float32)
-            if trial % 6 == 0:
-                rows[0] = 0.0
-            for row in rows:
-                history.add(row)
-            base = rows[int(trial_rng.integers(len(rows)))].astype(np.float64)
-            step = trial_rng.normal(size=dim)
-            scale = (0.0, 0.1, 0.2, 0.3, 1.0, 0.0)[trial % 6] * np.linalg.norm(base) / np.linalg.norm(step)
-            query = (base + step * scale).astype(np.float32) if trial % 6 != 5 else np.zeros(dim, np.float32)
-            answers[mode].append(history.is_edit(query, 0.25))
-    assert answers["c"] == answers["numpy"]
-    assert any(answers["c"]) and not all(answers["c"])
 
 
 @needs_kernels
@@ -133,37 +118,31 @@ def test_the_running_shapiro_wilk_window_is_scipys_statistic_to_the_bit(limit):
 
 @needs_kernels
 def test_bad_arguments_raise_clear_errors_not_reads_out_of_bounds():
-    rows = np.zeros((4, 8))
+    rows, kept, distances, x = np.zeros((4, 8)), np.zeros(4), np.zeros(4), np.zeros(8)
     with pytest.raises(ValueError, match="fewer than 5 rows"):
-        kernels.min_distance(rows, 5, np.zeros(8))
-    with pytest.raises(ValueError, match="at least one row"):
-        kernels.min_distance(rows, 0, np.zeros(8))
+        kernels.prada_step(rows, 4, kept, 0, 0.0, distances, 0, x, math.nan)  # no room for row 4
+    with pytest.raises(ValueError, match="size must be >= 1"):
+        kernels.prada_step(rows, 0, kept, 0, 0.0, distances, 0, x, math.nan)
+    with pytest.raises(ValueError, match="kept holds 4 values"):
+        kernels.prada_step(rows, 1, kept, 4, 0.0, distances, 0, x, math.nan)
     with pytest.raises(TypeError, match="data must hold float64"):
-        kernels.min_distance(rows.astype(np.float32), 1, np.zeros(8))
+        kernels.prada_step(rows.astype(np.float32), 1, kept, 0, 0.0, distances, 0, x, math.nan)
     with pytest.raises(TypeError, match="x must be a C-contiguous"):
-        kernels.min_distance(rows, 1, np.zeros(16)[::2])
+        kernels.prada_step(rows, 1, kept, 0, 0.0, distances, 0, np.zeros(16)[::2], math.nan)
     with pytest.raises(TypeError, match="x must hold float32 or float64"):
-        kernels.min_distance(rows, 1, np.zeros(8, dtype=np.int64))
-    history = np.zeros((4, 10), dtype=np.float32)
-    with pytest.raises(ValueError, match="not dim=8"):
-        kernels.is_edit(history, 1, 8, np.zeros(7, np.float32), 0.0, 0.25)
-    with pytest.raises(ValueError, match="fewer than 5 rows of 10"):
-        kernels.is_edit(history, 5, 8, np.zeros(8, np.float32), 0.0, 0.25)
-    with pytest.raises(ValueError, match="finite"):
-        kernels.is_edit(history, 1, 8, np.zeros(8, np.float32), math.nan, 0.25)
+        kernels.prada_step(rows, 1, kept, 0, 0.0, distances, 0, np.zeros(8, dtype=np.int64), math.nan)
+    with pytest.raises(ValueError, match="read-only"):
+        kernels.prada_step(rows, 1, kept, 0, 0.0, np.frombuffer(bytes(32)), 0, x, math.nan)
+    history = np.zeros((3, 10), dtype=np.float32)
+    with pytest.raises(ValueError, match="fewer than 4 rows of 10"):
+        kernels.edit_step(history, 3, np.zeros(8, np.float32), 0.25, True)
+    with pytest.raises(TypeError, match="x must hold float32"):
+        kernels.edit_step(history, 0, np.zeros(8), 0.25, True)
+    with pytest.raises(ValueError, match="read-only"):
+        kernels.edit_step(np.frombuffer(bytes(400), np.float32), 0, np.zeros(8, np.float32), 0.25, True)
     with pytest.raises(ValueError, match="at least 2"):
         kernels.normalised_entropy(np.ones(1))
-    with pytest.raises(ValueError, match="not within"):
-        kernels.mean_minus_std(np.ones(3), 4)
-    with pytest.raises(TypeError, match="float32"):
-        kernels.norm(np.ones(3))
     with pytest.raises(ValueError, match="room for 10 values and a 5"):
         kernels.shapiro_window(np.ones(10), 10, np.empty(9), 0, 5000, np.zeros(5))
     with pytest.raises(ValueError, match="merged <= n"):
         kernels.shapiro_window(np.ones(10), 10, np.empty(10), 11, 5000, np.zeros(5))
-    with pytest.raises(ValueError, match="room for row 3|fewer than 4 rows"):
-        kernels.edit_step(np.zeros((3, 10), np.float32), 3, np.zeros(8, np.float32), 0.25, True)
-    with pytest.raises(ValueError, match="fewer than 2 rows"):
-        kernels.prada_step(np.zeros((1, 8)), 1, np.zeros(4), 0, 0.0, np.zeros(4), 0, np.zeros(8), math.nan)
-    with pytest.raises(ValueError, match="read-only"):
-        kernels.edit_step(np.frombuffer(bytes(400), np.float32), 0, np.zeros(8, np.float32), 0.25, True)
